@@ -1,0 +1,186 @@
+"""One dataclass per run. Every field has a default and a one-line doc; [G] marks a choice where the paper is silent.
+
+Tiers only choose defaults (see :data:`TIERS`); every field can be overridden (CLI ``--set key=value``, papermill
+parameters). Method-specific hyperparameters live in ``method_options`` and are validated by the method's own
+options dataclass (see :mod:`adu_core.methods`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .paths import project_root
+
+
+def _f(default: Any, doc: str, **kw: Any) -> Any:
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata={"doc": doc}, **kw)
+    return field(default=default, metadata={"doc": doc}, **kw)
+
+
+@dataclass
+class RunConfig:
+    # --- what to run -------------------------------------------------------------------------------------------
+    dataset: str = _f("synthetic", "dataset name from the registry (`adu data list`)")
+    forget: tuple[str, ...] = _f((), "domains to forget (at least one, not all)")
+    method: str = _f("adu", "method name from the registry (`adu methods`)")
+    seed: int = _f(1, "seed of the few-shot subset, initialisation, sampling and augmentation")
+    tier: str = _f("smoke", "protocol preset that chose the defaults: paper, testbed or smoke")
+    # --- backbone ----------------------------------------------------------------------------------------------
+    backbone: str = _f("adu-tiny", "open_clip architecture (paper: ViT-B-16); ignored for self-describing checkpoints")
+    pretrained: str | None = _f(None, "open_clip tag (paper: openai), a checkpoint path, or None for random weights")
+    templates: tuple[str, ...] = _f(("a photo of a {}.",), "text templates; class text features are their mean")
+    # --- data --------------------------------------------------------------------------------------------------
+    data_root: str | None = _f(None, "data root (default: $ADU_DATA_ROOT or the user cache)")
+    shots: int = _f(8, "training images per class per domain (paper: 8 [G: per class per domain])")
+    max_test_per_domain: int | None = _f(None, "cap on test images per domain, drawn by seed 0 (None: all)")
+    # --- vision prompts and InstaPG ------------------------------------------------------------------------------
+    n_ctx: int = _f(8, "vision prompt tokens per layer (paper: 8)")
+    prompt_depth: int = _f(9, "first layers that receive fresh prompts (paper: 9)")
+    prompt_init_std: float = _f(0.02, "prompts start as N(0, std^2) [G: IVLP/PromptSRC]")
+    instapg: bool = _f(True, "use InstaPG (Table 2 switch)")
+    instapg_layers: tuple[int, ...] | None = _f(
+        None, "prompted layers with InstaPG; None = every prompted layer after the first [G]")
+    instapg_heads: int = _f(0, "InstaPG heads; 0 = the encoder's own head count [G]")
+    instapg_norm: bool = _f(True, "LayerNorm on InstaPG queries and keys/values [G]")
+    instapg_residual: bool = _f(True, "InstaPG output added to the learnable prompts (zero-initialised) [G]")
+    # --- losses --------------------------------------------------------------------------------------------------
+    ddl: bool = _f(True, "use the Domain Disentangling Loss (Table 2 switch)")
+    ddl_ce: bool = _f(True, "DDL's domain-classification CE term (Table 3 switch)")
+    ddl_mmd: bool = _f(True, "DDL's MMD term (Table 3 switch)")
+    gamma: float = _f(30.0, "weight γ of the domain CE (paper: 30)")
+    lam: float = _f(10.0, "weight λ of the MMD² term (paper: 10)")
+    mmd_kernel: str = _f("gaussian", "MMD kernel: gaussian (multi-bandwidth), linear or laplacian [G]")
+    mmd_bandwidths: tuple[float, ...] = _f((0.25, 0.5, 1.0, 2.0, 4.0),
+                                           "bandwidth multipliers of the median heuristic [G: DAN-style]")
+    # --- optimisation ----------------------------------------------------------------------------------------------
+    epochs: int = _f(50, "training epochs (paper: 50)")
+    batch_size: int = _f(32, "domain-balanced batch size [G: PromptSRC's 4 is too small for MMD over 4 domains]")
+    lr: float = _f(0.0025, "SGD learning rate (paper: 0.0025)")
+    momentum: float = _f(0.9, "SGD momentum [G: Dassl]")
+    weight_decay: float = _f(5e-4, "SGD weight decay [G: Dassl]")
+    scheduler: str = _f("cosine", "per-epoch schedule after warm-up: cosine or constant [G: Dassl]")
+    warmup_epochs: int = _f(1, "constant warm-up epochs [G: Dassl/PromptSRC]")
+    warmup_lr: float = _f(1e-5, "learning rate during warm-up [G: Dassl/PromptSRC]")
+    crop_scale: tuple[float, float] = _f((0.08, 1.0), "random-resized-crop scale range, plus flips [G: Dassl]")
+    # --- runtime -------------------------------------------------------------------------------------------------
+    device: str = _f("auto", "cuda, cpu or auto")
+    precision: str = _f("auto", "bf16 or fp32; auto = bf16 autocast on CUDA, fp32 on CPU")
+    grad_checkpointing: bool = _f(False, "recompute encoder activations in backward to save memory")
+    eval_batch_size: int = _f(256, "test batch size (inference mode)")
+    method_options: dict = _f({}, "method-specific hyperparameters (validated by the method)")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.forget, str):
+            self.forget = tuple(d for d in self.forget.split(",") if d)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                setattr(self, f.name, tuple(value))
+
+    # -----------------------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunConfig:
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)}; valid keys: {', '.join(field_names())}")
+        return cls(**data)
+
+    def key(self) -> str:
+        """Short hash of everything that defines the run, used in result paths."""
+        blob = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def field_names() -> list[str]:
+    return [f.name for f in fields(RunConfig)]
+
+
+def field_docs() -> dict[str, str]:
+    return {f.name: f.metadata.get("doc", "") for f in fields(RunConfig)}
+
+
+def testbed_checkpoint() -> str:
+    return str(project_root() / "models" / "testbed" / "testbed_clip.pt")
+
+
+# Tier presets. `paper` is the paper's protocol; `testbed` is the same protocol scaled to 2 CPU cores with the
+# project's own PACS-pretrained CLIP; `smoke` is a seconds-long run of a tiny random model for tests and examples.
+TIERS: dict[str, dict[str, Any]] = {
+    "paper": {"backbone": "ViT-B-16", "pretrained": "openai"},
+    "testbed": {
+        "backbone": "adu-testbed", "pretrained": "@testbed", "epochs": 10, "prompt_depth": 4, "n_ctx": 4,
+        "eval_batch_size": 512,
+    },
+    "smoke": {
+        "backbone": "adu-tiny", "pretrained": None, "epochs": 2, "shots": 4, "n_ctx": 2, "prompt_depth": 3,
+        "batch_size": 16, "warmup_epochs": 0, "lr": 0.01,
+    },
+}
+DEFAULT_TIER = {"synthetic": "smoke", "pacs": "testbed"}
+
+
+def default_tier(dataset: str) -> str:
+    return DEFAULT_TIER.get(dataset, "paper")
+
+
+def make_config(dataset: str, tier: str | None = None, **overrides: Any) -> RunConfig:
+    """RunConfig from a tier's defaults plus explicit overrides (unknown keys are an error)."""
+    tier = tier or default_tier(dataset)
+    if tier not in TIERS:
+        raise ValueError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
+    values: dict[str, Any] = {**TIERS[tier], **overrides, "dataset": dataset, "tier": tier}
+    if values.get("pretrained") == "@testbed":
+        values["pretrained"] = testbed_checkpoint()
+    return RunConfig.from_dict(values)
+
+
+def parse_override(key: str, text: str) -> Any:
+    """Parse a `--set key=value` string by the field's declared type (JSON for containers, `none` for None)."""
+    if key.startswith("method."):
+        return _parse_json_or_str(text)
+    hints = typing.get_type_hints(RunConfig)
+    if key not in hints:
+        raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(field_names())} (or method.NAME)")
+    hint = hints[key]
+    if text.lower() in ("none", "null") and type(None) in typing.get_args(hint):
+        return None
+    is_union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    base = next(a for a in typing.get_args(hint) if a is not type(None)) if is_union else hint
+    origin = typing.get_origin(base) or base
+    if origin is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{key} expects true/false, got {text!r}")
+    if origin in (int, float, str):
+        try:
+            return origin(text)
+        except ValueError as err:
+            raise ValueError(f"{key} expects {origin.__name__}, got {text!r}") from err
+    if origin is tuple:
+        value = _parse_json_or_str(text)
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if not isinstance(value, list):
+            value = [value]
+        inner = typing.get_args(base)[0] if typing.get_args(base) else str
+        return tuple(inner(v) for v in value)
+    return _parse_json_or_str(text)
+
+
+def _parse_json_or_str(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text

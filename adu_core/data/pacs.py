@@ -1,0 +1,172 @@
+"""PACS (Li et al., "Deeper, Broader and Artier Domain Generalization", ICCV 2017): 4 domains x 7 classes.
+
+Layout under the data root (the shared offline copy has it; a download is rearranged into it)::
+
+    pacs/<domain>/<class>/<file>                     (Dassl's zip has pacs/images/<domain>/...: both are read)
+    pacs/splits/<domain>_{train,crossval,test}_kfold.txt   lines "<domain>/<class>/<file> <label 1..7>"
+    pacs/MANIFEST.sha256                              optional: sha256 of every file (the shared copy has one)
+
+Split rule: the official kfold lists give a within-domain split: ``train`` = ``*_train_kfold``, ``test`` =
+``*_crossval_kfold`` (about 10 %). (``*_test_kfold`` is the whole domain, meant for leave-one-domain-out.)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from .base import DataError, Sample
+from .dataset import Dataset
+from .download import Resource
+from .verify import VerifyReport, count_by_class_dir, file_digest, read_manifest, summarize_paths
+
+DOMAINS = ("art_painting", "cartoon", "photo", "sketch")
+CLASSES = ("dog", "elephant", "giraffe", "guitar", "horse", "house", "person")
+SPLIT_FILES = {"train": "train_kfold", "test": "crossval_kfold"}
+
+# Images per class (dog elephant giraffe guitar horse house person), from the standard release; the shared copy's
+# README gives the same table.
+EXPECTED = {
+    "art_painting": (379, 255, 285, 184, 201, 295, 449),
+    "cartoon": (389, 457, 346, 135, 324, 288, 405),
+    "photo": (189, 202, 182, 186, 199, 280, 432),
+    "sketch": (772, 740, 753, 608, 816, 80, 160),
+}
+
+
+class PACS(Dataset):
+    name = "pacs"
+    folder = "pacs"
+    domains = DOMAINS
+    domain_names = ("art painting", "cartoon", "photo", "sketch")
+    classnames = CLASSES
+    domain_aliases = {"art": "art_painting", "painting": "art_painting"}
+    homepage = "https://domaingeneralization.github.io/ (kfold release)"
+    resources = (
+        Resource("pacs.zip", ("gdrive:1m4X4fROCCXMO0lRLrr6Zz9Vb3974NWhE",),
+                 checksum_source=""),  # Dassl.pytorch's PACS zip (images/ + splits/); no published checksum
+    )
+    download_note = ("PACS comes from Dassl.pytorch's Google Drive copy (images + official kfold split lists); "
+                     "its checksum is recorded on first download (trust-on-first-use).")
+
+    def _looks_like_dataset_dir(self, path: Path) -> bool:
+        return (path / "splits").is_dir() and any((path / sub / "photo").is_dir() for sub in (".", "images"))
+
+    @property
+    def image_dir(self) -> Path:
+        nested = self.dir / "images"
+        return nested if (nested / "photo").is_dir() and not (self.dir / "photo").is_dir() else self.dir
+
+    def image_path(self, sample: Sample) -> Path:
+        return self.image_dir / sample.path
+
+    def _split_file(self, domain: str, kind: str) -> Path:
+        return self.dir / "splits" / f"{domain}_{kind}.txt"
+
+    def _read_list(self, domain: str, kind: str) -> list[Sample]:
+        path = self._split_file(domain, kind)
+        if not path.is_file():
+            raise DataError(f"pacs: split list {path} is missing; restore the splits/ folder "
+                            "(`adu data download pacs`), then `adu data verify pacs`")
+        out = []
+        for lineno, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rel, raw = line.split()
+                label = int(raw) - 1  # the lists count classes from 1
+                dom, cls, _ = rel.split("/")
+                if dom != domain or cls not in CLASSES or CLASSES.index(cls) != label:
+                    raise ValueError(f"path and label disagree (class {cls!r}, label {raw})")
+            except ValueError as err:
+                raise DataError(f"{path}:{lineno}: malformed line {line!r}: {err}") from None
+            out.append(Sample(rel, label, domain))
+        return out
+
+    def _load_split(self, split: str) -> list[Sample]:
+        self.require_dir()
+        for dom in DOMAINS:
+            self.require_subdir(self.image_dir / dom, f"domain {dom!r}")
+        return [s for dom in DOMAINS for s in self._read_list(dom, SPLIT_FILES[split])]
+
+    def _manifest_extra(self) -> bytes | None:
+        # Per-file content hashes are cheap here when the copy ships MANIFEST.sha256 (the shared one does).
+        manifest = self.dir / "MANIFEST.sha256"
+        if not manifest.is_file():
+            return None
+        digests = read_manifest(manifest)
+        paths = sorted({s.path for split in ("train", "test") for s in self.samples(split)})
+        return "".join(f"{digests.get(p, '-')} {p}\n" for p in paths).encode()
+
+    # --- verification -----------------------------------------------------------------------------------------------
+    def _verify_layout(self, report: VerifyReport) -> None:
+        for dom in DOMAINS:
+            if not (self.image_dir / dom).is_dir():
+                report.problem(f"domain folder {self.image_dir / dom} is missing")
+        if not (self.dir / "splits").is_dir():
+            report.problem(f"split folder {self.dir / 'splits'} is missing")
+
+    def _verify_expected(self, report: VerifyReport, by_split: dict[str, list[Sample]]) -> None:
+        index = self.committed_index()
+        official = index.get("source_lists", {})
+        for dom in DOMAINS:
+            on_disk = count_by_class_dir(self.image_dir / dom)
+            want = dict(zip(CLASSES, EXPECTED[dom], strict=True))
+            bad = [f"{c} {on_disk.get(c, 0)} (expected {n})" for c, n in want.items() if on_disk.get(c, 0) != n]
+            extra = sorted(set(on_disk) - set(CLASSES))
+            if bad:
+                report.problem(f"{dom}: image counts differ from the expected table: {', '.join(bad)}")
+            if extra:
+                report.problem(f"{dom}: unexpected class folders {', '.join(extra)} in {self.image_dir / dom}")
+            report.counts.setdefault(dom, {})["images"] = sum(on_disk.values())
+            try:
+                whole = Counter(s.label for s in self._read_list(dom, "test_kfold"))
+            except DataError as err:
+                report.problem(str(err))
+                continue
+            if tuple(whole.get(i, 0) for i in range(len(CLASSES))) != EXPECTED[dom]:
+                report.problem(f"{self._split_file(dom, 'test_kfold')} does not list the whole domain")
+            for kind in ("train_kfold", "crossval_kfold", "test_kfold"):
+                name = f"{dom}_{kind}.txt"
+                want_sha = official.get(name)
+                path = self._split_file(dom, kind)
+                if want_sha and path.is_file() and _normalized_sha(path) != want_sha:
+                    report.problem(f"{path} differs from the official kfold list (normalised sha256 mismatch); the "
+                                   "committed few-shot files may not apply to this copy")
+        report.notes.append("per-class counts checked against the expected table (9,991 images)")
+
+    def _verify_deep(self, report: VerifyReport, by_split: dict[str, list[Sample]]) -> None:
+        super()._verify_deep(report, by_split)
+        manifest = self.dir / "MANIFEST.sha256"
+        if not manifest.is_file():
+            report.notes.append("no MANIFEST.sha256 in the copy: file contents not hashed")
+            return
+        bad = [name for name, digest in read_manifest(manifest).items()
+               if not (self.dir / name).is_file() or file_digest(self.dir / name) != digest]
+        if bad:
+            report.problem(summarize_paths(bad, f"files that do not match {manifest}"))
+        else:
+            report.notes.append(f"every file matches {manifest.name}")
+
+    # --- download ---------------------------------------------------------------------------------------------------
+    def install(self, staging: Path, target: Path) -> None:
+        """Dassl's zip holds ``pacs/images/<domain>`` and ``pacs/splits``: move domains up to ``pacs/<domain>``."""
+        from .download import merge_move
+
+        top = staging / "pacs" if (staging / "pacs").is_dir() else staging
+        images = top / "images" if (top / "images").is_dir() else top
+        for dom in DOMAINS:
+            if not (images / dom).is_dir():
+                raise DataError(f"the PACS archive has no {dom}/ folder (looked in {images}); it is not the "
+                                "expected file")
+            merge_move(images / dom, target / dom)
+        if (top / "splits").is_dir():
+            merge_move(top / "splits", target / "splits")
+
+
+def _normalized_sha(path: Path) -> str:
+    """sha256 of the non-empty lines, stripped, joined by \\n: immune to CRLF and trailing blanks."""
+    import hashlib
+
+    lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    return hashlib.sha256(("\n".join(lines) + "\n").encode()).hexdigest()

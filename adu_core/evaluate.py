@@ -1,0 +1,85 @@
+"""Evaluation: class predictions on the test set in large inference-mode batches, Mem/For/H, domain accuracy.
+
+Domain-classification accuracy (Table 4) is measured two ways, because the paper's protocol is not stated:
+``domain_acc_probe`` — a logistic-regression probe fit on the method's features of the few-shot training images and
+scored on the test images (defined for every method, so "before unlearning" = the zero-shot model's probe);
+``domain_acc_head`` — ADU's own domain classifier on the test images (methods that have one).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from .data.base import Sample
+from .metrics import accuracy, unlearning_metrics
+from .pipeline import decode_images, normalize
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def test_subset(samples: Sequence[Sample], max_per_domain: int | None, seed: int = 0) -> list[Sample]:
+    """All test samples, or ``max_per_domain`` per domain drawn by a fixed seed (same subset for every run)."""
+    if max_per_domain is None:
+        return list(samples)
+    by_domain: dict[str, list[int]] = defaultdict(list)
+    for i, s in enumerate(samples):
+        by_domain[s.domain].append(i)
+    rng = np.random.default_rng(seed)
+    keep: list[int] = []
+    for idx in by_domain.values():
+        keep += idx if len(idx) <= max_per_domain else rng.choice(idx, max_per_domain, replace=False).tolist()
+    return [samples[i] for i in sorted(keep)]
+
+
+def decode_cached(dataset, samples: Sequence[Sample], size: int, desc: str) -> torch.Tensor:
+    """Decoded uint8 images, through the on-disk tensor cache when the dataset lives on disk."""
+    try:
+        from .data.tensor_cache import cached_images
+    except ImportError:
+        return decode_images(dataset, samples, size, desc)
+    return cached_images(dataset, samples, size, desc=desc)
+
+
+@torch.inference_mode()
+def predict(method, env, images: torch.Tensor, mean, std, batch_size: int) -> dict[str, torch.Tensor]:
+    method.eval()
+    logits, feats, doms = [], [], []
+    for start in range(0, len(images), batch_size):
+        x = normalize(images[start:start + batch_size].to(env.device, non_blocking=True), mean, std)
+        with env.autocast():
+            out = method(x)
+        logits.append(out.logits.float().cpu())
+        feats.append(out.features.float().cpu())
+        if out.domain_logits is not None:
+            doms.append(out.domain_logits.float().cpu())
+    return {"logits": torch.cat(logits), "features": torch.cat(feats),
+            "domain_logits": torch.cat(doms) if doms else None}
+
+
+def domain_probe_accuracy(train_feats: np.ndarray, train_domains: np.ndarray, test_feats: np.ndarray,
+                          test_domains: np.ndarray, seed: int = 0) -> float:
+    from sklearn.linear_model import LogisticRegression
+
+    probe = LogisticRegression(max_iter=2000, random_state=seed)
+    probe.fit(train_feats, train_domains)
+    return accuracy(probe.predict(test_feats), test_domains)
+
+
+def evaluate(method, env, data, test_images: torch.Tensor, test_samples: Sequence[Sample], cfg) -> dict:
+    test = predict(method, env, test_images, data.mean, data.std, cfg.eval_batch_size)
+    pred = test["logits"].argmax(-1).numpy()
+    labels = np.array([s.label for s in test_samples])
+    domains = np.array([s.domain for s in test_samples])
+    metrics = unlearning_metrics(pred, labels, domains, cfg.forget)
+    dom_idx = np.array([env.domains.index(d) for d in domains])
+    train = predict(method, env, data.images, data.mean, data.std, cfg.eval_batch_size)
+    metrics["domain_acc_probe"] = domain_probe_accuracy(
+        train["features"].numpy(), data.domains.cpu().numpy(), test["features"].numpy(), dom_idx)
+    if test["domain_logits"] is not None:
+        metrics["domain_acc_head"] = accuracy(test["domain_logits"].argmax(-1).numpy(), dom_idx)
+    return metrics

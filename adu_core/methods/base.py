@@ -1,0 +1,115 @@
+"""What every unlearning method shares: the run environment, its outputs, and the method interface."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import RunConfig
+
+
+@dataclass
+class RunEnv:
+    """Everything a method may use: the config, the frozen CLIP, class text features and the domain layout."""
+
+    cfg: RunConfig
+    clip: nn.Module
+    tokenizer: Any
+    classnames: tuple[str, ...]
+    text_features: torch.Tensor  # [C, E], L2-normalised, frozen
+    domains: tuple[str, ...]  # domain ids; domain index = position here
+    forget_idx: tuple[int, ...]  # indices into `domains`
+    device: torch.device
+    autocast_dtype: torch.dtype | None  # None = fp32
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        return self.clip.logit_scale.detach().exp()
+
+    def autocast(self):
+        if self.autocast_dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+
+@dataclass
+class Outputs:
+    logits: torch.Tensor  # [B, C] class logits
+    features: torch.Tensor  # [B, E] L2-normalised image features
+    domain_logits: torch.Tensor | None = None  # [B, |D|] when the method has a domain classifier
+
+
+@dataclass
+class NoOptions:
+    """This method has no hyperparameters of its own."""
+
+
+class Method(nn.Module):
+    """Base class. Gradient methods implement ``forward`` and ``loss``; others override ``fit``.
+
+    The module's trainable parameters (requires_grad) are its whole learnt state: checkpoints save only those.
+    """
+
+    name: ClassVar[str] = ""
+    options_cls: ClassVar[type] = NoOptions
+    config_overrides: ClassVar[dict[str, Any]] = {}  # config switches the method implies (recorded in run.json)
+    trains: ClassVar[bool] = True
+
+    def __init__(self, env: RunEnv) -> None:
+        super().__init__()
+        self.env = env
+        self.cfg = env.cfg
+        self.options = make_options(type(self), env.cfg.method_options)
+
+    def forward(self, images: torch.Tensor) -> Outputs:
+        raise NotImplementedError
+
+    def loss(self, out: Outputs, labels: torch.Tensor, domains: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def fit(self, trainer) -> None:
+        """Train on ``trainer.data``; the default is the shared gradient loop (checkpointed, resumable)."""
+        trainer.fit_gradient(self)
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        names = {n for n, p in self.named_parameters() if p.requires_grad}
+        return {k: v.detach().clone() for k, v in self.state_dict().items() if k in names}
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        own = self.trainable_state()
+        if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
+            raise ValueError("checkpoint does not match this method's parameters (different method or config)")
+        self.load_state_dict(state, strict=False)
+
+    # helpers shared by CLIP-style methods
+    def class_logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.env.logit_scale * features @ self.env.text_features.to(features.dtype).T
+
+    def unlearning_loss(self, logits: torch.Tensor, labels: torch.Tensor,
+                        domains: torch.Tensor) -> dict[str, torch.Tensor]:
+        """L_memorize on kept-domain samples + L_forget on forgotten-domain samples."""
+        from ..losses import forget_loss, memorize_loss
+
+        forget = torch.isin(domains, torch.tensor(self.env.forget_idx, device=domains.device))
+        mem = memorize_loss(logits[~forget], labels[~forget])
+        fgt = forget_loss(logits[forget])
+        return {"loss": mem + fgt, "memorize": mem.detach(), "forget": fgt.detach()}
+
+
+def make_options(method_cls: type[Method], given: dict) -> Any:
+    cls = method_cls.options_cls
+    valid = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(given) - valid
+    if unknown:
+        raise ValueError(f"method {method_cls.name!r} has no option(s) {sorted(unknown)}; "
+                         f"valid: {', '.join(sorted(valid)) or 'none'}")
+    return cls(**given)
+
+
+def normalized(x: torch.Tensor) -> torch.Tensor:
+    return F.normalize(x.float(), dim=-1)

@@ -1,0 +1,54 @@
+"""Mem, For and H as the paper defines them, and their aggregation over runs.
+
+Mem = top-1 % on kept-domain test images (pooled); For = 100 − top-1 % on forgotten-domain test images (pooled);
+H = 2·Mem·For/(Mem+For) computed per run. Tables average Mem, For and H over runs (H is *not* recomputed from the
+averaged Mem and For: the paper's reported H values are consistent only with the per-run average).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+
+def h_score(mem: float, for_: float) -> float:
+    """Harmonic mean of Mem and For (both in %); 0 when both are 0."""
+    if mem < 0 or for_ < 0:
+        raise ValueError(f"Mem and For are percentages >= 0, got {mem}, {for_}")
+    return 0.0 if mem + for_ == 0 else 2.0 * mem * for_ / (mem + for_)
+
+
+def accuracy(pred: np.ndarray, target: np.ndarray) -> float:
+    """Top-1 accuracy in %; NaN for an empty selection."""
+    pred, target = np.asarray(pred), np.asarray(target)
+    return float("nan") if target.size == 0 else float((pred == target).mean() * 100.0)
+
+
+def unlearning_metrics(pred: Sequence[int], labels: Sequence[int], domains: Sequence[str],
+                       forget: Iterable[str]) -> dict:
+    """Mem/For/H plus per-domain accuracy from class predictions on the test set."""
+    pred, labels, domains = np.asarray(pred), np.asarray(labels), np.asarray(domains)
+    forget = set(forget)
+    if not forget:
+        raise ValueError("at least one domain must be forgotten")
+    is_forget = np.isin(domains, sorted(forget))
+    if is_forget.all() or not is_forget.any():
+        raise ValueError("the test set must hold both kept and forgotten domains")
+    mem = accuracy(pred[~is_forget], labels[~is_forget])
+    for_ = 100.0 - accuracy(pred[is_forget], labels[is_forget])
+    per_domain = {str(d): accuracy(pred[domains == d], labels[domains == d]) for d in sorted(set(domains.tolist()))}
+    return {"mem": mem, "for": for_, "h": h_score(mem, for_), "per_domain_acc": per_domain,
+            "n_test": {str(d): int((domains == d).sum()) for d in per_domain}}
+
+
+def aggregate(runs: Iterable[Mapping[str, float]], keys: Sequence[str] = ("h", "mem", "for")) -> dict[str, float]:
+    """Mean, sample std and n of each metric over runs (std is NaN for n = 1)."""
+    rows = list(runs)
+    out: dict[str, float] = {"n": float(len(rows))}
+    for k in keys:
+        vals = np.array([float(r[k]) for r in rows], dtype=float)
+        out[k] = float(vals.mean()) if vals.size else math.nan
+        out[f"{k}_std"] = float(vals.std(ddof=1)) if vals.size > 1 else math.nan
+    return out

@@ -1,0 +1,249 @@
+"""Run one experiment: data, backbone, method, training (checkpointed, resumable), evaluation, run.json.
+
+``run_experiment(cfg, out_dir)`` is the one entry point the CLI, the notebooks and the benchmarks share. A run whose
+``run.json`` exists is returned as is unless ``force``; an interrupted run resumes from its last epoch checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import evaluate as ev
+from .backbones import load_clip
+from .config import RunConfig
+from .data import get_dataset
+from .methods import RunEnv, get_method
+from .pipeline import balanced_batches, normalize, random_resized_crop_flip
+from .results import SCHEMA, overrides_of, provenance, write_json_atomic
+from .text import text_features
+
+
+class ConfigError(ValueError):
+    """A run that cannot be set up as asked (bad domain, method, option or device)."""
+
+
+@dataclass
+class TrainData:
+    images: torch.Tensor  # uint8 [N, 3, S, S], on the training device when it fits
+    labels: torch.Tensor
+    domains: torch.Tensor  # domain index per image
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+def resolve_config(cfg: RunConfig) -> RunConfig:
+    """Validate names and apply the switches the method implies, so run.json records what actually ran."""
+    try:
+        method = get_method(cfg.method)
+    except KeyError as err:
+        raise ConfigError(err.args[0]) from None
+    try:
+        ds = get_dataset(cfg.dataset, root=cfg.data_root)
+    except KeyError as err:
+        raise ConfigError(err.args[0]) from None
+    forget = tuple(ds.check_domains(cfg.forget))
+    if not forget:
+        raise ConfigError(f"nothing to forget: pass --forget with one or more of {', '.join(ds.domains)}")
+    if set(forget) == set(ds.domains):
+        raise ConfigError(f"cannot forget every domain of {cfg.dataset} ({', '.join(ds.domains)}): "
+                          "keep at least one, since Mem is measured on the kept domains")
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda was asked for but no CUDA GPU is visible; use --set device=cpu or auto")
+    if cfg.precision not in ("auto", "bf16", "fp32"):
+        raise ConfigError(f"precision must be auto, bf16 or fp32, not {cfg.precision!r}")
+    return replace(cfg, forget=tuple(sorted(forget)), **method.config_overrides)
+
+
+def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, force: bool = False,
+                   progress: bool = True) -> dict[str, Any]:
+    cfg = resolve_config(cfg)
+    out = Path(out_dir)
+    result_path = out / "run.json"
+    if result_path.exists() and not force:
+        return json.loads(result_path.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.pt"
+    if force:
+        ckpt_path.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    device = _device(cfg)
+    _seed_everything(cfg.seed)
+
+    ds = get_dataset(cfg.dataset, root=cfg.data_root)
+    clip, _, _, tokenizer = load_clip(cfg.backbone, cfg.pretrained, device=device)
+    clip.requires_grad_(False)
+    mean, std = _norm_stats(cfg, clip)
+    size = int(clip.visual.image_size[0])
+    train_samples = ds.few_shot(cfg.shots, cfg.seed)
+    test_samples = ev.test_subset(ds.samples("test"), cfg.max_test_per_domain)
+    train_imgs = ev.decode_cached(ds, train_samples, size, f"few-shot k{cfg.shots} s{cfg.seed}")
+    test_imgs = ev.decode_cached(ds, test_samples, size, "test")
+    dom_index = {d: i for i, d in enumerate(ds.domains)}
+    data = TrainData(
+        images=_maybe_to(train_imgs, device),
+        labels=torch.tensor([s.label for s in train_samples], device=device),
+        domains=torch.tensor([dom_index[s.domain] for s in train_samples], device=device),
+        mean=mean, std=std,
+    )
+    env = RunEnv(
+        cfg=cfg, clip=clip, tokenizer=tokenizer, classnames=tuple(ds.classnames),
+        text_features=text_features(clip, tokenizer, ds.classnames, cfg.templates, device),
+        domains=tuple(ds.domains), forget_idx=tuple(dom_index[d] for d in cfg.forget), device=device,
+        autocast_dtype=_autocast_dtype(cfg, device),
+    )
+    torch.manual_seed(cfg.seed)
+    try:
+        method = get_method(cfg.method)(env).to(device)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    trainer = Trainer(cfg, env, data, ckpt_path, progress)
+    t_setup = time.perf_counter()
+    method.fit(trainer)
+    t_train = time.perf_counter()
+    metrics = ev.evaluate(method, env, data, test_imgs, test_samples, cfg)
+    t_eval = time.perf_counter()
+    result = {
+        "schema": SCHEMA,
+        "config": cfg.to_dict(),
+        "overrides": overrides_of(cfg),
+        "metrics": metrics,
+        "history": trainer.history,
+        "n_train": len(train_samples),
+        "n_test": len(test_samples),
+        "timings": {"setup_s": t_setup - t0, "train_s": t_train - t_setup, "eval_s": t_eval - t_train,
+                    "total_s": t_eval - t0, "resumed_from_epoch": trainer.resumed_from},
+        "provenance": provenance(str(device), clip.adu_weights, ds.manifest_sha256()),
+    }
+    write_json_atomic(result_path, result)
+    if method.trains:
+        torch.save(method.trainable_state(), out / "trained.pt")
+    ckpt_path.unlink(missing_ok=True)
+    return result
+
+
+class Trainer:
+    """The shared gradient loop: SGD, warm-up + cosine per epoch, domain-balanced batches, device augmentation.
+
+    Every random number of an epoch comes from generators seeded by (seed, epoch), so a run resumed from its
+    epoch checkpoint finishes with exactly the metrics of an uninterrupted one.
+    """
+
+    def __init__(self, cfg: RunConfig, env: RunEnv, data: TrainData, ckpt_path: Path, progress: bool) -> None:
+        self.cfg, self.env, self.data, self.ckpt_path, self.progress = cfg, env, data, ckpt_path, progress
+        self.history: list[dict[str, float]] = []
+        self.resumed_from: int | None = None
+
+    def lr_at(self, epoch: int) -> float:
+        cfg = self.cfg
+        if epoch < cfg.warmup_epochs:
+            return cfg.warmup_lr
+        if cfg.scheduler == "constant":
+            return cfg.lr
+        if cfg.scheduler != "cosine":
+            raise ConfigError(f"scheduler must be cosine or constant, not {cfg.scheduler!r}")
+        span = max(1, cfg.epochs - cfg.warmup_epochs)
+        return 0.5 * cfg.lr * (1 + math.cos(math.pi * (epoch - cfg.warmup_epochs) / span))
+
+    def epoch_generator(self, epoch: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+
+    def fit_gradient(self, method) -> None:
+        cfg, data, env = self.cfg, self.data, self.env
+        params = [p for p in method.parameters() if p.requires_grad]
+        if not params:
+            raise ConfigError(f"method {cfg.method!r} has no trainable parameters")
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        start = self._resume(method, opt)
+        device_gen = torch.Generator(device=env.device)
+        bar = tqdm(range(start, cfg.epochs), desc=f"{cfg.method} {'+'.join(cfg.forget)} s{cfg.seed}",
+                   disable=not self.progress, initial=start, total=cfg.epochs, leave=False)
+        for epoch in bar:
+            for group in opt.param_groups:
+                group["lr"] = self.lr_at(epoch)
+            gen = self.epoch_generator(epoch)
+            device_gen.manual_seed(cfg.seed * 1_000_003 + epoch)
+            batches = balanced_batches(data.domains.cpu(), cfg.batch_size, gen)
+            method.train()
+            sums: dict[str, torch.Tensor] = {}
+            for idx in batches:
+                idx = idx.to(data.images.device)
+                images = normalize(data.images[idx].to(env.device, non_blocking=True), data.mean, data.std)
+                images = random_resized_crop_flip(images, device_gen, cfg.crop_scale)
+                labels, domains = data.labels[idx], data.domains[idx]
+                with env.autocast():
+                    out = method(images)
+                terms = method.loss(out, labels, domains)
+                opt.zero_grad(set_to_none=True)
+                terms["loss"].backward()
+                opt.step()
+                for k, v in terms.items():  # accumulate on the device: no host sync inside the epoch
+                    sums[k] = sums.get(k, 0) + v.detach().float()
+            record = {k: float(v) / len(batches) for k, v in sums.items()}
+            record.update(epoch=epoch + 1, lr=self.lr_at(epoch))
+            self.history.append(record)
+            bar.set_postfix(loss=f"{record['loss']:.3f}")
+            self._save(method, opt, epoch + 1)
+
+    def _save(self, method, opt, epochs_done: int) -> None:
+        tmp = self.ckpt_path.with_name(self.ckpt_path.name + ".tmp")
+        torch.save({"config_key": self.cfg.key(), "epochs_done": epochs_done, "state": method.trainable_state(),
+                    "optimizer": opt.state_dict(), "history": self.history}, tmp)
+        os.replace(tmp, self.ckpt_path)
+
+    def _resume(self, method, opt) -> int:
+        if not self.ckpt_path.exists():
+            return 0
+        ckpt = torch.load(self.ckpt_path, map_location=self.env.device, weights_only=True)
+        if ckpt.get("config_key") != self.cfg.key():
+            raise ConfigError(f"{self.ckpt_path} was written by a different configuration; "
+                              "delete it or rerun with --force to start over")
+        try:
+            method.load_trainable_state(ckpt["state"])
+        except ValueError as err:
+            raise ConfigError(f"{self.ckpt_path}: {err}; delete it or rerun with --force") from None
+        opt.load_state_dict(ckpt["optimizer"])
+        self.history = list(ckpt["history"])
+        self.resumed_from = int(ckpt["epochs_done"])
+        return self.resumed_from
+
+
+def _device(cfg: RunConfig) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
+
+
+def _autocast_dtype(cfg: RunConfig, device: torch.device) -> torch.dtype | None:
+    if cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def _norm_stats(cfg: RunConfig, clip) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    norm = getattr(clip.visual, "preprocess_cfg", None) or {}
+    return tuple(norm.get("mean", ev.CLIP_MEAN)), tuple(norm.get("std", ev.CLIP_STD))
+
+
+def _maybe_to(images: torch.Tensor, device: torch.device, budget: float = 0.25) -> torch.Tensor:
+    """Keep the decoded training set on the GPU when it takes under ``budget`` of its memory."""
+    if device.type != "cuda":
+        return images
+    free, _ = torch.cuda.mem_get_info(device)
+    return images.to(device) if images.numel() < budget * free else images.pin_memory()
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
