@@ -39,6 +39,10 @@ class RunConfig:
     # --- data --------------------------------------------------------------------------------------------------
     data_root: str | None = _f(None, "data root (default: $ADU_DATA_ROOT or the user cache)")
     shots: int = _f(8, "training images per class per domain (paper: 8 [G: per class per domain])")
+    domain_label_fraction: float = _f(1.0, "fraction of training images that keep their domain label; the rest "
+                                      "get pseudo-labels (label-scarce setting, appendix) [G]")
+    pseudo_labeler: str = _f("kmeans", "pseudo-labels for unlabelled images: kmeans (semi-supervised, frozen "
+                                       "features) or zeroshot (CLIP domain prompts) [G]")
     max_test_per_domain: int | None = _f(None, "cap on test images per domain, drawn by seed 0 (None: all)")
     # --- vision prompts and InstaPG ------------------------------------------------------------------------------
     n_ctx: int = _f(8, "vision prompt tokens per layer (paper: 8)")

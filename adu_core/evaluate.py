@@ -16,7 +16,7 @@ import torch
 
 from .data.base import Sample
 from .metrics import accuracy, unlearning_metrics
-from .pipeline import decode_images, normalize
+from .pipeline import normalize
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -34,15 +34,6 @@ def test_subset(samples: Sequence[Sample], max_per_domain: int | None, seed: int
     for idx in by_domain.values():
         keep += idx if len(idx) <= max_per_domain else rng.choice(idx, max_per_domain, replace=False).tolist()
     return [samples[i] for i in sorted(keep)]
-
-
-def decode_cached(dataset, samples: Sequence[Sample], size: int, desc: str) -> torch.Tensor:
-    """Decoded uint8 images, through the on-disk tensor cache when the dataset lives on disk."""
-    try:
-        from .data.tensor_cache import cached_images
-    except ImportError:
-        return decode_images(dataset, samples, size, desc)
-    return cached_images(dataset, samples, size, desc=desc)
 
 
 @torch.inference_mode()
@@ -79,7 +70,7 @@ def evaluate(method, env, data, test_images: torch.Tensor, test_samples: Sequenc
     dom_idx = np.array([env.domains.index(d) for d in domains])
     train = predict(method, env, data.images, data.mean, data.std, cfg.eval_batch_size)
     metrics["domain_acc_probe"] = domain_probe_accuracy(
-        train["features"].numpy(), data.domains.cpu().numpy(), test["features"].numpy(), dom_idx)
+        train["features"].numpy(), data.true_domains.cpu().numpy(), test["features"].numpy(), dom_idx)
     if test["domain_logits"] is not None:
         metrics["domain_acc_head"] = accuracy(test["domain_logits"].argmax(-1).numpy(), dom_idx)
     return metrics

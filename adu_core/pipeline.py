@@ -1,4 +1,5 @@
-"""Input pipeline: images decoded once into uint8 tensors, augmented and normalised on the device.
+"""Input pipeline: images decoded once into uint8 tensors (``adu_core.data.tensor_cache``), then augmented and
+normalised on the device.
 
 Few-shot training sets are small (Office-Home: 2,080 images), so decoding every image once and augmenting whole
 batches on the device removes JPEG decoding and per-sample Python from the training step.
@@ -11,25 +12,6 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import functional as TF
-from tqdm.auto import tqdm
-
-from .data.base import Sample
-
-
-def decode_images(dataset, samples: Sequence[Sample], size: int, desc: str = "decode") -> torch.Tensor:
-    """uint8 [N, 3, size, size]: shorter side resized to ``size`` (bicubic), then centre-cropped (CLIP eval)."""
-    out = torch.empty((len(samples), 3, size, size), dtype=torch.uint8)
-    for i, sample in enumerate(tqdm(samples, desc=desc, leave=False, disable=len(samples) < 256)):
-        out[i] = to_uint8(dataset.open_image(sample), size)
-    return out
-
-
-def to_uint8(image: Image.Image, size: int) -> torch.Tensor:
-    image = TF.resize(image.convert("RGB"), size, interpolation=InterpolationMode.BICUBIC)
-    return TF.pil_to_tensor(TF.center_crop(image, size))
 
 
 def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

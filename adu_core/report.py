@@ -38,6 +38,7 @@ __all__ = [
     "METHOD_NAMES",
     "METRIC_NAMES",
     "PAPER_METHODS",
+    "Page",
     "TABLE2_VARIANTS",
     "TABLE3_VARIANTS",
     "TIER_RUN_BUDGET",
@@ -50,6 +51,11 @@ __all__ = [
     "ensure_runs",
     "fmt",
     "forget_sets",
+    "gap",
+    "get_dataset",
+    "method_options_table",
+    "page",
+    "parse_ints",
     "load_paper_numbers",
     "method_variants",
     "paper_for_variants",
@@ -61,8 +67,10 @@ __all__ = [
     "provenance_banner",
     "resolve_budget",
     "resolve_seeds",
+    "select_variants",
     "session_banner",
     "summary_table",
+    "verdict",
 ]
 
 BUDGET_ENV = "ADU_MAX_NEW_RUNS"
@@ -77,7 +85,8 @@ TIER_RUN_BUDGET: dict[str, int] = {"paper": -1, "testbed": 0, "smoke": -1}
 PAPER_METHODS = ("lp++", "clipfit", "bbf", "baseline", "adu")  # Table 1's rows, in the paper's order
 METHOD_NAMES = {"zeroshot": "Zero-shot CLIP", "lp++": "LP++", "clipfit": "CLIPFit", "bbf": "BBF",
                 "baseline": "Baseline", "adu": "ADU"}
-METRIC_NAMES = {"h": "H", "mem": "Mem", "for": "For", "domain_acc": "Domain acc."}
+METRIC_NAMES = {"h": "H", "mem": "Mem", "for": "For", "domain_acc": "Domain acc. (probe)",
+                "domain_acc_head": "Domain acc. (ADU head)"}
 DATASET_NAMES = {"imagenet": "ImageNet", "office_home": "Office-Home", "mini_domainnet": "Mini DomainNet",
                  "pacs": "PACS", "synthetic": "synthetic", "domainnet": "DomainNet"}
 # Where the paper has no numbers for a dataset, its numbers for the closest dataset it has are shown (labelled):
@@ -185,6 +194,15 @@ def parse_forget_sets(spec: Any, domains: Sequence[str], sizes: Iterable[int] = 
     return out
 
 
+def parse_ints(spec: Any) -> tuple[int, ...]:
+    """An int, a list of ints, or ``"1,2,3"`` as a tuple of ints."""
+    if isinstance(spec, bool):
+        raise ValueError(f"expected integers, got {spec!r}")
+    if isinstance(spec, int):
+        return (spec,)
+    return tuple(int(s) for s in parse_list(spec))
+
+
 def resolve_seeds(seeds: Any, tier: str) -> tuple[int, ...]:
     """``None`` -> the tier's seeds; an int N -> the first N seeds (1..N); a list or ``"1,2,3"`` -> those seeds."""
     if seeds is None:
@@ -228,6 +246,7 @@ def analogous_domain(domains: Sequence[str], wanted: str = "art") -> str:
 class Variant:
     """One row of a table: a method plus config switches, and how the paper's CSV marks the same row."""
 
+    key: str
     label: str
     method: str
     overrides: tuple[tuple[str, Any], ...] = ()
@@ -240,23 +259,35 @@ class Variant:
 
 def method_variants(methods: Iterable[str]) -> list[Variant]:
     """One variant per method, labelled by its display name (Table 1, Table 4)."""
-    return [Variant(METHOD_NAMES.get(m, m), m) for m in methods]
+    return [Variant(m, METHOD_NAMES.get(m, m), m) for m in methods]
+
+
+def select_variants(variants: Sequence[Variant], spec: Any) -> list[Variant]:
+    """``"all"``/None -> all; else the variants whose keys are listed (comma-separated or a list)."""
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() == "all"):
+        return list(variants)
+    keys = parse_list(spec)
+    known = {v.key for v in variants}
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise ValueError(f"unknown rows {unknown}; valid: {', '.join(sorted(known))}")
+    return [v for v in variants if v.key in keys]
 
 
 # Table 2: DDL x InstaPG. Its (-, -) row is the Baseline and its (DDL, InstaPG) row is ADU, exactly as in Table 1,
 # so those two reuse the Table 1 runs.
 TABLE2_VARIANTS: tuple[Variant, ...] = (
-    Variant("neither (= Baseline)", "baseline", (), (("ddl", False), ("instapg", False))),
-    Variant("InstaPG only", "adu", (("ddl", False),), (("ddl", False), ("instapg", True))),
-    Variant("DDL only", "adu", (("instapg", False),), (("ddl", True), ("instapg", False))),
-    Variant("DDL + InstaPG (= ADU)", "adu", (), (("ddl", True), ("instapg", True))),
+    Variant("baseline", "neither (= Baseline)", "baseline", (), (("ddl", False), ("instapg", False))),
+    Variant("instapg_only", "InstaPG only", "adu", (("ddl", False),), (("ddl", False), ("instapg", True))),
+    Variant("ddl_only", "DDL only", "adu", (("instapg", False),), (("ddl", True), ("instapg", False))),
+    Variant("adu", "DDL + InstaPG (= ADU)", "adu", (), (("ddl", True), ("instapg", True))),
 )
 # Table 3: CE x MMD inside DDL, InstaPG on. The (no CE, no MMD) row is the "InstaPG only" run of Table 2.
 TABLE3_VARIANTS: tuple[Variant, ...] = (
-    Variant("neither (= InstaPG only)", "adu", (("ddl", False),), (("ddl_ce", False), ("ddl_mmd", False))),
-    Variant("MMD only", "adu", (("ddl_ce", False),), (("ddl_ce", False), ("ddl_mmd", True))),
-    Variant("CE only", "adu", (("ddl_mmd", False),), (("ddl_ce", True), ("ddl_mmd", False))),
-    Variant("CE + MMD (= ADU)", "adu", (), (("ddl_ce", True), ("ddl_mmd", True))),
+    Variant("instapg_only", "neither (= InstaPG only)", "adu", (("ddl", False),), (("ddl_ce", False), ("ddl_mmd", False))),
+    Variant("mmd_only", "MMD only", "adu", (("ddl_ce", False),), (("ddl_ce", False), ("ddl_mmd", True))),
+    Variant("ce_only", "CE only", "adu", (("ddl_mmd", False),), (("ddl_ce", True), ("ddl_mmd", False))),
+    Variant("adu", "CE + MMD (= ADU)", "adu", (), (("ddl_ce", True), ("ddl_mmd", True))),
 )
 
 
@@ -352,7 +383,7 @@ class RunStatus:
         if self.missing:
             n_missing = total - have
             args = " ".join(f"-p {k} {v}" for k, v in (params or {}).items())
-            text += (f" **{n_missing} runs are missing**, so the tables below average the runs that exist (n is "
+            text += (f" **{n_missing} run{'s are' if n_missing != 1 else ' is'} missing**, so the tables below average the runs that exist (n is "
                      f"stated per cell). To complete them, run `papermill book/{notebook}.ipynb out.ipynb "
                      f"{args + ' ' if args else ''}-p max_new_runs -1` (resumable: runs that exist are skipped).")
             for reason, n in self.blocked.items():
@@ -477,13 +508,16 @@ def summary_table(runs: pd.DataFrame, paper: pd.DataFrame, keys: Sequence[str],
     out["n"] = out["n"].fillna(0).astype(int)
     out["diff"] = out["mean"] - out["paper"]
     out["ours"] = [_mean_std(m, s, n, digits) for m, s, n in zip(out["mean"], out["std"], out["n"], strict=True)]
-    order = {m: i for i, m in enumerate(metrics)}
-    out["_m"] = out["metric"].map(order)
-    first = {}
-    for _, r in pd.concat([ref[keys], ours[keys]] if len(ours) else [ref[keys]]).iterrows():
-        first.setdefault(tuple(r), len(first))
-    out["_k"] = [first.get(tuple(r), len(first)) for r in out[keys].itertuples(index=False)]
-    return out.sort_values(["_k", "_m"]).drop(columns=["_k", "_m"]).reset_index(drop=True)
+    # rows: each key's values in order of first appearance (the paper's rows first, then ours-only rows)
+    sort_cols = []
+    for k in keys:
+        seen = list(dict.fromkeys([*ref[k].tolist(), *(ours[k].tolist() if len(ours) else [])]))
+        rank = {v: i for i, v in enumerate(seen)}
+        out[f"_{k}"] = out[k].map(rank)
+        sort_cols.append(f"_{k}")
+    out["_metric"] = out["metric"].map({m: i for i, m in enumerate(metrics)})
+    sort_cols.append("_metric")
+    return out.sort_values(sort_cols, kind="stable").drop(columns=sort_cols).reset_index(drop=True)
 
 
 def _mean_std(mean: float, std: float, n: int, digits: int) -> str:
@@ -579,9 +613,14 @@ def _weights_text(cfg: RunConfig) -> str:
     return f"open_clip {cfg.backbone} '{cfg.pretrained}' (downloaded at the first run; its sha256 goes in run.json)"
 
 
-def _data_text(cfg: RunConfig) -> str:
-    from .data import get_dataset
+def get_dataset(name: str, **kwargs: Any):
+    """The registry's dataset (re-exported for the notebooks)."""
+    from .data import get_dataset as _get
 
+    return _get(name, **kwargs)
+
+
+def _data_text(cfg: RunConfig) -> str:
     try:
         ds = get_dataset(cfg.dataset, root=cfg.data_root)
         where = f" at {ds.dir}" if getattr(ds, "on_disk", False) else " (generated in process)"
@@ -622,11 +661,13 @@ def _cell(value: Any) -> str:
     return "None" if value is None else str(value)
 
 
-def protocol_table(paper_dataset: str = "office_home", testbed_dataset: str = "pacs") -> pd.DataFrame:
-    """Every RunConfig field: the paper's value (or "not stated"), our paper-tier default, the testbed value, whether
-    the testbed reduces it, whether the choice is ours ([G] in its doc), and the field's doc line."""
+def protocol_table(paper_dataset: str = "office_home", testbed_dataset: str = "pacs",
+                   tier: str = "testbed") -> pd.DataFrame:
+    """Every RunConfig field: the paper's value (or "not stated"), our paper-tier default, the value at ``tier``
+    (the testbed by default), whether that tier changes it, whether the choice is ours ([G] in its doc), and the
+    field's doc line."""
     paper_cfg = make_config(paper_dataset, "paper").to_dict()
-    testbed_cfg = make_config(testbed_dataset, "testbed").to_dict()
+    testbed_cfg = make_config(testbed_dataset, tier).to_dict()
     root = str(project_root())
     rows = []
     for name, doc in field_docs().items():
@@ -637,9 +678,158 @@ def protocol_table(paper_dataset: str = "office_home", testbed_dataset: str = "p
             "field": name,
             "paper": PAPER_PROTOCOL.get(name, "not stated"),
             "paper tier (default)": _cell(p),
-            "testbed tier": t_text,
-            "testbed differs": "" if identity or p == t else "yes",
+            f"{tier} tier": t_text,
+            f"{tier} differs": "" if identity or p == t else "yes",
             "our choice [G]": "yes" if "[G" in doc else "",
             "doc": doc,
         })
     return pd.DataFrame(rows)
+
+
+def method_options_table() -> pd.DataFrame:
+    """Every registered method's own options (``method_options``): default and doc line."""
+    import dataclasses
+
+    from .methods import get_method, list_methods
+
+    rows = []
+    for name in list_methods():
+        cls = get_method(name).options_cls
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else "required")
+            doc = f.metadata.get("doc", "")
+            rows.append({"method": name, "option": f.name, "default": _cell(default), "our choice [G]":
+                         "yes" if "[G" in doc else "", "doc": doc})
+        if not dataclasses.fields(cls):
+            rows.append({"method": name, "option": "–", "default": "", "our choice [G]": "",
+                         "doc": (cls.__doc__ or "").strip()})
+    return pd.DataFrame(rows)
+
+
+# --- conclusions from the numbers ------------------------------------------------------------------------------------------
+def gap(summary: pd.DataFrame, metric: str, a: str, b: str, column: str = "mean", key: str = "variant",
+        by: str | None = "n_forget") -> dict[Any, float]:
+    """``a − b`` of ``column`` ("mean": ours, "paper") for ``metric``, per value of ``by`` where both exist."""
+    part = summary[summary["metric"] == metric]
+    groups = part.groupby(by, sort=True) if by else [(None, part)]
+    out: dict[Any, float] = {}
+    for k, g in groups:
+        va = g.loc[g[key] == a, column]
+        vb = g.loc[g[key] == b, column]
+        if len(va) and len(vb) and pd.notna(va.iloc[0]) and pd.notna(vb.iloc[0]):
+            out[k] = float(va.iloc[0]) - float(vb.iloc[0])
+    return out
+
+
+def mean_of(values: Mapping[Any, float]) -> float:
+    return float(np.mean(list(values.values()))) if values else math.nan
+
+
+def verdict(gaps: Mapping[Any, float], expected: Iterable[Any], higher: str = "higher", lower: str = "lower",
+            what: str = "|D_forget|") -> str:
+    """A phrase for a glued sentence: where ``gaps`` (a − b per group) is positive, over the groups ``expected``."""
+    expected = list(expected)
+    have = [k for k in expected if k in gaps]
+    if not have:
+        return "not measurable yet (no runs)"
+    pos = [k for k in have if gaps[k] > 0]
+    neg = [k for k in have if gaps[k] <= 0]
+    where = ", ".join(str(k) for k in have)
+    tail = "" if len(have) == len(expected) else f" (only {what} = {where} have runs)"
+    if not neg:
+        return f"{higher} at every {what} measured ({where}){tail}"
+    if not pos:
+        return f"{lower} at every {what} measured ({where}){tail}"
+    return (f"{higher} at {what} = {', '.join(str(k) for k in pos)} but {lower} at "
+            f"{', '.join(str(k) for k in neg)}{tail}")
+
+
+def signed(x: float, digits: int = 2) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.{digits}f}"
+
+
+# --- one page of the book ----------------------------------------------------------------------------------------------
+@dataclass
+class Page:
+    """A notebook's parameters, resolved once: data set, tier, seeds, config overrides, results folder, budget."""
+
+    name: str
+    dataset: str
+    tier: str
+    seeds: tuple[int, ...]
+    overrides: dict[str, Any]
+    results_root: Path
+    force: bool
+    budget: int
+    paper: pd.DataFrame
+    paper_dataset: str | None
+    command_params: dict[str, Any]
+    domains: tuple[str, ...] = ()
+    domain_names: tuple[str, ...] = ()
+    _dataset: Any = None
+
+    @property
+    def data(self):
+        return self._dataset
+
+    def forget(self, spec: Any = "all", sizes: Any = (1, 2, 3)) -> list[tuple[str, ...]]:
+        return parse_forget_sets(spec, self.domains, parse_ints(sizes), canonical=self._dataset.check_domains)
+
+    def methods(self, spec: Any, default: Sequence[str]) -> tuple[list[str], list[str]]:
+        """(registered methods to run, requested but not implemented here)."""
+        from .methods import list_methods
+
+        wanted = list(default) if spec is None or (isinstance(spec, str) and spec.strip() == "all") \
+            else parse_list(spec)
+        have = set(list_methods())
+        return [m for m in wanted if m in have], [m for m in wanted if m not in have]
+
+    def plan(self, variants: Sequence[Variant], forget: Sequence[Sequence[str]], **labels: Any) -> list[PlannedRun]:
+        return plan_runs(self.dataset, self.tier, variants, forget, self.seeds, labels=labels, **self.overrides)
+
+    def ensure(self, plan: Sequence[PlannedRun], progress: bool = True) -> RunStatus:
+        return ensure_runs(plan, self.results_root, force=self.force, progress=progress, max_new_runs=self.budget)
+
+    def reference(self, table: int) -> str:
+        return self.paper_dataset or paper_reference(self.dataset, self.paper, table)
+
+    def paper_label(self, table: int) -> str:
+        return paper_label(self.dataset, self.reference(table))
+
+    def session_cfg(self, method: str = "adu") -> RunConfig:
+        return make_config(self.dataset, self.tier, **{**self.overrides, "method": method})
+
+    def describe(self) -> str:
+        where = _short(self.results_root)
+        budget = "all missing runs" if self.budget < 0 else f"at most {self.budget} missing run(s)"
+        over = ", ".join(f"{k}={v}" for k, v in self.overrides.items()) or "none"
+        return (f"Page {self.name}: dataset {self.dataset}, tier {self.tier}, seeds {list(self.seeds)}, "
+                f"overrides of the tier's defaults: {over}; results under {where}; this execution trains {budget}"
+                f"{' (force: existing runs are redone)' if self.force else ''}.")
+
+
+def page(name: str, dataset: str, tier: str, seeds: Any = None, epochs: int | None = None,
+         backbone: str | None = None, pretrained: str | None = None, device: str | None = "auto",
+         results_root: str | os.PathLike | None = None, force: bool = False, max_new_runs: int | None = None,
+         paper_dataset: str | None = None) -> Page:
+    """Resolve a notebook's common parameters (``None`` = the tier's default) into a :class:`Page`."""
+    from .config import TIERS
+    from .data import get_dataset
+    from .paths import results_dir
+
+    if tier not in TIERS:
+        raise ValueError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
+    ds = get_dataset(dataset)
+    overrides = {k: v for k, v in {"epochs": epochs, "backbone": backbone, "pretrained": pretrained,
+                                   "device": None if device in (None, "auto") else device}.items() if v is not None}
+    root = Path(results_root).expanduser().resolve() if results_root else results_dir(tier)
+    cmd = {"dataset": dataset, "tier": tier, **{k: v for k, v in overrides.items()}}
+    if seeds is not None:
+        cmd["seeds"] = json.dumps(seeds) if not isinstance(seeds, str | int) else seeds
+    if results_root:
+        cmd["results_root"] = str(results_root)
+    return Page(name=name, dataset=dataset, tier=tier, seeds=resolve_seeds(seeds, tier), overrides=overrides,
+                results_root=root, force=bool(force), budget=resolve_budget(max_new_runs, tier, bool(force)),
+                paper=load_paper_numbers(), paper_dataset=paper_dataset, command_params=cmd,
+                domains=tuple(ds.domains), domain_names=tuple(ds.domain_names), _dataset=ds)

@@ -23,8 +23,10 @@ from . import evaluate as ev
 from .backbones import load_clip
 from .config import RunConfig
 from .data import get_dataset
+from .data.tensor_cache import cached_images
 from .methods import RunEnv, get_method
 from .pipeline import balanced_batches, normalize, random_resized_crop_flip
+from .pseudo_labels import assign_domains
 from .results import SCHEMA, overrides_of, provenance, write_json_atomic
 from .text import text_features
 
@@ -37,7 +39,8 @@ class ConfigError(ValueError):
 class TrainData:
     images: torch.Tensor  # uint8 [N, 3, S, S], on the training device when it fits
     labels: torch.Tensor
-    domains: torch.Tensor  # domain index per image
+    domains: torch.Tensor  # domain index per image used in training (pseudo-labels where labels are scarce)
+    true_domains: torch.Tensor  # the real domain index (evaluation only)
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
@@ -78,29 +81,21 @@ def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, force: bool = Fal
         ckpt_path.unlink(missing_ok=True)
     t0 = time.perf_counter()
     device = _device(cfg)
-    _seed_everything(cfg.seed)
-
-    ds = get_dataset(cfg.dataset, root=cfg.data_root)
-    clip, _, _, tokenizer = load_clip(cfg.backbone, cfg.pretrained, device=device)
-    clip.requires_grad_(False)
-    mean, std = _norm_stats(cfg, clip)
-    size = int(clip.visual.image_size[0])
+    ds, env = build_env(cfg, device)
+    clip, tokenizer, mean, std = env.clip, env.tokenizer, env.mean, env.std
     train_samples = ds.few_shot(cfg.shots, cfg.seed)
     test_samples = ev.test_subset(ds.samples("test"), cfg.max_test_per_domain)
-    train_imgs = ev.decode_cached(ds, train_samples, size, f"few-shot k{cfg.shots} s{cfg.seed}")
-    test_imgs = ev.decode_cached(ds, test_samples, size, "test")
+    train_imgs = cached_images(ds, train_samples, env.image_size, desc=f"decode few-shot k{cfg.shots}",
+                               progress=progress)
+    test_imgs = cached_images(ds, test_samples, env.image_size, desc="decode test", progress=progress)
     dom_index = {d: i for i, d in enumerate(ds.domains)}
+    true_domains = torch.tensor([dom_index[s.domain] for s in train_samples], device=device)
+    train_domains, pseudo_report = assign_domains(cfg, clip, tokenizer, train_imgs, true_domains, mean, std,
+                                                  ds.domain_names, ds.classnames, device)
     data = TrainData(
         images=_maybe_to(train_imgs, device),
         labels=torch.tensor([s.label for s in train_samples], device=device),
-        domains=torch.tensor([dom_index[s.domain] for s in train_samples], device=device),
-        mean=mean, std=std,
-    )
-    env = RunEnv(
-        cfg=cfg, clip=clip, tokenizer=tokenizer, classnames=tuple(ds.classnames),
-        text_features=text_features(clip, tokenizer, ds.classnames, cfg.templates, device),
-        domains=tuple(ds.domains), forget_idx=tuple(dom_index[d] for d in cfg.forget), device=device,
-        autocast_dtype=_autocast_dtype(cfg, device),
+        domains=train_domains, true_domains=true_domains, mean=mean, std=std,
     )
     torch.manual_seed(cfg.seed)
     try:
@@ -112,6 +107,8 @@ def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, force: bool = Fal
     method.fit(trainer)
     t_train = time.perf_counter()
     metrics = ev.evaluate(method, env, data, test_imgs, test_samples, cfg)
+    if pseudo_report:
+        metrics["pseudo_labels"] = pseudo_report
     t_eval = time.perf_counter()
     result = {
         "schema": SCHEMA,
@@ -130,6 +127,45 @@ def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, force: bool = Fal
         torch.save(method.trainable_state(), out / "trained.pt")
     ckpt_path.unlink(missing_ok=True)
     return result
+
+
+def build_env(cfg: RunConfig, device: torch.device) -> tuple[Any, RunEnv]:
+    """Dataset and run environment (frozen CLIP, class text features, domain layout) for a resolved config.
+
+    Seeds first: a randomly initialised backbone is then the same model in every process that builds this config.
+    """
+    _seed_everything(cfg.seed)
+    ds = get_dataset(cfg.dataset, root=cfg.data_root)
+    clip, _, _, tokenizer = load_clip(cfg.backbone, cfg.pretrained, device=device)
+    clip.requires_grad_(False)
+    mean, std = _norm_stats(cfg, clip)
+    dom_index = {d: i for i, d in enumerate(ds.domains)}
+    env = RunEnv(
+        cfg=cfg, clip=clip, tokenizer=tokenizer, classnames=tuple(ds.classnames),
+        text_features=text_features(clip, tokenizer, ds.classnames, cfg.templates, device),
+        domains=tuple(ds.domains), forget_idx=tuple(dom_index[d] for d in cfg.forget), device=device,
+        autocast_dtype=_autocast_dtype(cfg, device), mean=mean, std=std,
+        image_size=int(clip.visual.image_size[0]),
+    )
+    return ds, env
+
+
+def load_trained(run_dir: str | os.PathLike, device: str | None = None) -> tuple[Any, Any, dict]:
+    """Rebuild the method of a finished run with its trained state: (method, dataset, run.json)."""
+    run_dir = Path(run_dir)
+    run = json.loads((run_dir / "run.json").read_text())
+    cfg = RunConfig.from_dict(run["config"])
+    if device is not None:
+        cfg = replace(cfg, device=device)
+    ds, env = build_env(cfg, _device(cfg))
+    torch.manual_seed(cfg.seed)
+    method = get_method(cfg.method)(env).to(env.device)
+    state = run_dir / "trained.pt"
+    if method.trains:
+        if not state.exists():
+            raise FileNotFoundError(f"{state} is missing: rerun this run with --force to keep its trained state")
+        method.load_trainable_state(torch.load(state, map_location=env.device, weights_only=True))
+    return method.eval(), ds, run
 
 
 class Trainer:

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib
-
-if matplotlib.get_backend().lower() == "agg" or not matplotlib.get_backend():
-    matplotlib.use("Agg")
-
+import matplotlib.colors as mcolors
 import pandas as pd
 import seaborn as sns
 
@@ -67,22 +63,19 @@ def bars_vs_paper(runs: pd.DataFrame, paper: pd.DataFrame, x: str, metrics: Sequ
         ax.tick_params(axis="x", labelrotation=30 if len(order) > 3 else 0)
         for label in ax.get_xticklabels():
             label.set_horizontalalignment("right" if len(order) > 3 else "center")
-        for bar, hatch in zip(ax.patches, _hatches(ax, len(order)), strict=False):
-            bar.set_hatch(hatch)
+        for bar in ax.patches:  # the paper's bars are grey and hatched, whatever subset of bars was drawn
+            if mcolors.same_color(bar.get_facecolor()[:3], mcolors.to_rgb(palette[paper_label])):
+                bar.set_hatch("//")
     grid.set_axis_labels(xlabel if xlabel is not None else x, ylabel)
-    grid.set_titles(row_template=f"{row} = {{row_name}}" if row else "", col_template="{col_name}")
     if row:
         grid.set_titles(template="{col_name} · " + f"{_pretty(row)} = " + "{row_name}")
+    else:
+        grid.set_titles(col_template="{col_name}")
     if grid.legend is not None:
         grid.legend.set_title("")
     if title:
         grid.figure.suptitle(title, y=1.02)
     return grid
-
-
-def _hatches(ax, n_x: int) -> list[str]:
-    # catplot draws the hue levels in order: n_x bars of "ours", then n_x bars of the paper (hatched)
-    return [""] * n_x + ["//"] * n_x
 
 
 def _pretty(name: str) -> str:

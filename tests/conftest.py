@@ -15,6 +15,11 @@ import pytest
 for _name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
     os.environ[_name] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+# Tests never write into the user's cache: decoded-image and feature caches go to a per-session folder.
+if "ADU_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["ADU_CACHE_DIR"] = tempfile.mkdtemp(prefix="adu-test-cache-")
 
 pytest_plugins = ("pytester",)
 

@@ -141,7 +141,9 @@ def install() -> None:
 def uninstall() -> None:
     """Undo :func:`install` once the outermost caller is done."""
     global _depth
-    _depth = max(0, _depth - 1)
+    if _depth == 0:
+        return
+    _depth -= 1
     if _depth == 0:
         for name in _PATCHED_METHODS:
             if name in _OWN_METHODS:

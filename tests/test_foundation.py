@@ -358,7 +358,7 @@ def test_toc_pages_exist():
 def test_setup_cell_installs_from_the_configured_repository():
     source = (REPO_ROOT / "book" / "_setup_cell.py").read_text()
     url = _book_config()["repository"]["url"].rstrip("/")
-    assert f'"adu-core[book] @ git+{url}"' in source
+    assert f'REPOSITORY = "{url}"' in source
 
 
 def test_setup_cell_runs_where_the_package_is_importable(tmp_path: Path):

@@ -23,6 +23,7 @@ import http.client
 import http.cookiejar
 import json
 import logging
+import lzma
 import os
 import re
 import shutil
@@ -34,6 +35,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -318,7 +320,7 @@ def extract_archive(archive: str | os.PathLike[str], dest: str | os.PathLike[str
             raise ArchiveError(f"{archive} is neither a zip nor a tar archive (truncated or corrupt download). {hint}")
     except ArchiveError:
         raise
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as err:
+    except (zipfile.BadZipFile, tarfile.TarError, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError) as err:
         raise ArchiveError(f"archive {archive} is corrupt ({type(err).__name__}: {err}). {hint}") from None
 
 

@@ -56,6 +56,9 @@ class ImageNetSketchPair(Dataset):
     domains = ("real", "sketch")
     domain_names = ("real", "sketch")
     domain_aliases = {"imagenet": "real", "photo": "real", "imagenet_sketch": "sketch"}
+    n_classes = N_CLASSES
+    expected = EXPECTED  # images per folder
+    val_per_class = 50
     homepage = "https://image-net.org/ (ImageNet, user-supplied); https://github.com/HaohanWang/ImageNet-Sketch"
     resources = (
         # ImageNet-Sketch: Hugging Face mirror first, the authors' Google Drive second; no published checksum.
@@ -97,8 +100,8 @@ class ImageNetSketchPair(Dataset):
     def wnids(self) -> list[str]:
         top = self.require_subdir(self.dir / "train", "ImageNet 'train'")
         ids = sorted(e.name for e in os.scandir(top) if e.is_dir() and _WNID.match(e.name))
-        if len(ids) != N_CLASSES:
-            raise DataError(f"{top} holds {len(ids)} class folders (n########), expected {N_CLASSES}: is this "
+        if len(ids) != self.n_classes:
+            raise DataError(f"{top} holds {len(ids)} class folders (n########), expected {self.n_classes}: is this "
                             "ILSVRC-2012 in torchvision's layout?")
         return ids
 
@@ -127,16 +130,17 @@ class ImageNetSketchPair(Dataset):
                                   if part != "sketch" else " (run `adu data download imagenet`)"))
 
     def _verify_expected(self, report: VerifyReport, by_split: dict[str, list[Sample]]) -> None:
-        for part, want in EXPECTED.items():
+        for part, want in self.expected.items():
             n = len(self._scan(part))
             if n != want:
                 report.problem(f"{self.dir / part}: {n:,} images, expected {want:,}")
         per_class: dict[str, int] = {}
         for rel in self._scan("val"):
             per_class[rel.split("/")[1]] = per_class.get(rel.split("/")[1], 0) + 1
-        odd = [w for w, n in per_class.items() if n != 50]
-        if odd or len(per_class) != N_CLASSES:
-            report.problem(f"{self.dir / 'val'}: expected 50 images in each of 1000 classes ({len(odd)} differ)")
+        odd = [w for w, n in per_class.items() if n != self.val_per_class]
+        if odd or len(per_class) != self.n_classes:
+            report.problem(f"{self.dir / 'val'}: expected {self.val_per_class} images in each of {self.n_classes} "
+                           f"classes ({len(odd)} differ, {len(per_class)} present)")
         missing = set(self.wnids()) - {rel.split("/")[1] for rel in self._scan("sketch")}
         if missing:
             report.problem(f"{self.dir / 'sketch'}: {len(missing)} classes have no image (e.g. {min(missing)})")

@@ -46,6 +46,7 @@ class OfficeHome(Dataset):
     domain_names = ("art", "clipart", "product", "real world")
     classnames = CLASSNAMES
     domain_aliases = {"real": "real_world", "realworld": "real_world"}
+    expected_totals = EXPECTED_TOTALS
     homepage = "https://www.hemanthdv.org/officeHomeDataset.html"
     resources = (
         # The original release as DomainBed fetches it (OfficeHomeDataset_10072016.zip); no published checksum.
@@ -97,8 +98,9 @@ class OfficeHome(Dataset):
             if extra:
                 report.problem(f"{dom}: unexpected class folders {', '.join(extra)} in {self.domain_dir(dom)}")
             total = sum(listed[(dom, i)] for i in range(len(CLASS_DIRS)))
-            if total != EXPECTED_TOTALS.get(dom, total):
-                report.problem(f"{dom}: the committed lists hold {total} images, expected {EXPECTED_TOTALS[dom]}")
+            if total != self.expected_totals.get(dom, total):
+                report.problem(f"{dom}: the committed lists hold {total} images, expected "
+                               f"{self.expected_totals[dom]}")
 
     def install(self, staging: Path, target: Path) -> None:
         """Find the folder holding Art/Clipart/Product/Real World and move the domains to canonical names."""

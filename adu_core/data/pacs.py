@@ -41,6 +41,7 @@ class PACS(Dataset):
     domain_names = ("art painting", "cartoon", "photo", "sketch")
     classnames = CLASSES
     domain_aliases = {"art": "art_painting", "painting": "art_painting"}
+    expected = EXPECTED  # images per class per domain
     homepage = "https://domaingeneralization.github.io/ (kfold release)"
     resources = (
         Resource("pacs.zip", ("gdrive:1m4X4fROCCXMO0lRLrr6Zz9Vb3974NWhE",),
@@ -48,6 +49,10 @@ class PACS(Dataset):
     )
     download_note = ("PACS comes from Dassl.pytorch's Google Drive copy (images + official kfold split lists); "
                      "its checksum is recorded on first download (trust-on-first-use).")
+
+    def __init__(self, root=None, cache_dir=None):
+        super().__init__(root, cache_dir)
+        self.label_fixes: set[str] = set()  # list lines whose number disagrees with their class folder
 
     def _looks_like_dataset_dir(self, path: Path) -> bool:
         return (path / "splits").is_dir() and any((path / sub / "photo").is_dir() for sub in (".", "images"))
@@ -74,10 +79,13 @@ class PACS(Dataset):
                 continue
             try:
                 rel, raw = line.split()
-                label = int(raw) - 1  # the lists count classes from 1
                 dom, cls, _ = rel.split("/")
-                if dom != domain or cls not in CLASSES or CLASSES.index(cls) != label:
-                    raise ValueError(f"path and label disagree (class {cls!r}, label {raw})")
+                if dom != domain or cls not in CLASSES:
+                    raise ValueError(f"not a {domain}/<class>/<file> path of PACS")
+                label = CLASSES.index(cls)
+                if int(raw) - 1 != label:  # the lists count classes from 1
+                    # The official art_painting_crossval list labels its first line 0: the folder is the truth.
+                    self.label_fixes.add(f"{path.name}:{lineno} ({rel} labelled {raw}, class {cls} = {label + 1})")
             except ValueError as err:
                 raise DataError(f"{path}:{lineno}: malformed line {line!r}: {err}") from None
             out.append(Sample(rel, label, domain))
@@ -111,7 +119,7 @@ class PACS(Dataset):
         official = index.get("source_lists", {})
         for dom in DOMAINS:
             on_disk = count_by_class_dir(self.image_dir / dom)
-            want = dict(zip(CLASSES, EXPECTED[dom], strict=True))
+            want = dict(zip(CLASSES, self.expected[dom], strict=True))
             bad = [f"{c} {on_disk.get(c, 0)} (expected {n})" for c, n in want.items() if on_disk.get(c, 0) != n]
             extra = sorted(set(on_disk) - set(CLASSES))
             if bad:
@@ -124,7 +132,7 @@ class PACS(Dataset):
             except DataError as err:
                 report.problem(str(err))
                 continue
-            if tuple(whole.get(i, 0) for i in range(len(CLASSES))) != EXPECTED[dom]:
+            if tuple(whole.get(i, 0) for i in range(len(CLASSES))) != tuple(self.expected[dom]):
                 report.problem(f"{self._split_file(dom, 'test_kfold')} does not list the whole domain")
             for kind in ("train_kfold", "crossval_kfold", "test_kfold"):
                 name = f"{dom}_{kind}.txt"
@@ -133,7 +141,10 @@ class PACS(Dataset):
                 if want_sha and path.is_file() and _normalized_sha(path) != want_sha:
                     report.problem(f"{path} differs from the official kfold list (normalised sha256 mismatch); the "
                                    "committed few-shot files may not apply to this copy")
-        report.notes.append("per-class counts checked against the expected table (9,991 images)")
+        total = sum(sum(v) for v in self.expected.values())
+        report.notes.append(f"per-class counts checked against the expected table ({total:,} images)")
+        for fix in sorted(self.label_fixes):
+            report.notes.append(f"label taken from the class folder, not the list: {fix}")
 
     def _verify_deep(self, report: VerifyReport, by_split: dict[str, list[Sample]]) -> None:
         super()._verify_deep(report, by_split)

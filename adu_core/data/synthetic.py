@@ -20,6 +20,7 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import math
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -189,9 +190,7 @@ class SyntheticDataset(Dataset):
         self.splits_dir = None
 
     @property
-    def dir(self):  # no folder: images are rendered
-        from pathlib import Path
-
+    def dir(self) -> Path:  # no folder: images are rendered
         return Path("<synthetic>")
 
     def _params(self) -> str:
@@ -208,13 +207,14 @@ class SyntheticDataset(Dataset):
     def fingerprint(self, sample: Sample, mode: str = "content") -> str:
         return hashlib.sha256(f"{self._params()}|{sample.path}".encode()).hexdigest()
 
-    def image_path(self, sample: Sample):
+    def image_path(self, sample: Sample) -> Path:
         raise DataError(f"synthetic images have no file; use open_image() ({sample.path})")
 
     def open_image(self, sample: Sample) -> Image.Image:
         try:
             dom, cls, split, idx = sample.path.split("/")
-            d, c, sp, i = self.domains.index(dom), self.classnames.index(cls), SPLIT_IDS[split], int(idx)
+            self.domains.index(dom)  # validates the domain part
+            c, sp, i = self.classnames.index(cls), SPLIT_IDS[split], int(idx)
         except (ValueError, KeyError):
             raise DataError(f"not a synthetic sample id: {sample.path!r} (expected <domain>/<class>/<split>/<n>)") \
                 from None

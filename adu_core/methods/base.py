@@ -26,6 +26,9 @@ class RunEnv:
     forget_idx: tuple[int, ...]  # indices into `domains`
     device: torch.device
     autocast_dtype: torch.dtype | None  # None = fp32
+    mean: tuple[float, ...] = (0.48145466, 0.4578275, 0.40821073)  # image normalisation of the backbone
+    std: tuple[float, ...] = (0.26862954, 0.26130258, 0.27577711)
+    image_size: int = 224
 
     @property
     def logit_scale(self) -> torch.Tensor:

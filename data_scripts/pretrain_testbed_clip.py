@@ -1,0 +1,580 @@
+"""Pretrain the testbed CLIP: a small open_clip ``CLIP`` trained contrastively on the PACS training lists.
+
+    python data_scripts/pretrain_testbed_clip.py --root ../shared/datasets            # the committed model
+    python data_scripts/pretrain_testbed_clip.py --root ../shared/datasets --steps 200 --out /tmp/trial --holdout 0.1
+
+The paper's backbone (OpenAI's ViT-B/16) cannot be downloaded here, so the testbed tier uses a CLIP that this script
+trains from scratch on 2 CPU cores. It keeps what ADU relies on: a plain open_clip ViT image tower (the prompted ViT
+wraps it unchanged), a text tower with open_clip's tokenizer, class recognition across domains with the prompt
+"a photo of a {class}.", and knowledge of the domains (style words in the captions).
+
+Recipe (every value is a field of :class:`PretrainConfig`, written to the model card):
+
+- images: the PACS train lists decoded once into a uint8 tensor cache (``adu_core.data.tensor_cache``, under the user
+  cache dir) at ``cache_size`` px; each step takes a domain-balanced batch (``pipeline.balanced_batches``), applies a
+  random resized crop + flip on the cached tensor (``pipeline.random_resized_crop_flip``) and resizes it to the model
+  resolution with antialiasing, so crops keep the detail of the evaluation images.
+- captions: every (domain, class) concept is captioned with a style word (``art_painting`` -> "painting", ...) through
+  several templates ("a {style} of a {class}.", ...); class-only captions ("a {class}.", "a picture of a {class}.")
+  and domain-only captions ("a {style}.") are added. All captions are encoded every step (about 200 short strings).
+- loss (image -> text, over the caption set, per template group, so every single template is trained to work alone):
+  concept CE over the domain x class captions of a template; class CE among the captions of one style word (for every
+  style: the class must win whatever style the prompt names, as "a photo of a {class}." must on sketches); class CE
+  over class-only captions; domain CE over domain-only captions; plus the text -> image direction (each caption picks
+  its images in the batch, multi-positive: every image of that concept is a positive), making the loss symmetric.
+- optimisation: AdamW, linear warm-up + cosine, bf16 autocast on CPUs that have bf16 units (fp32 master weights),
+  fixed number of steps. Every random number comes from generators seeded by ``seed``, so a run is reproducible.
+- output: a self-describing ``adu-clip/1`` checkpoint (fp16 weights; ``adu_core.backbones.save_checkpoint``), a model
+  card (``card.json`` + ``README.md``) with the config, data manifest, code version, hardware, time and the held-out
+  zero-shot accuracies (``ds.samples("test")``, i.e. the official crossval lists, never trained on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import platform
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from adu_core.backbones import file_sha256, save_checkpoint
+from adu_core.pipeline import balanced_batches, normalize, random_resized_crop_flip
+
+MODEL_NAME = "adu-testbed"
+MEAN = tuple(open_clip.OPENAI_DATASET_MEAN)
+STD = tuple(open_clip.OPENAI_DATASET_STD)
+EVAL_TEMPLATE = "a photo of a {}."
+# Style words for PACS domains; other datasets fall back to their human-readable domain names.
+STYLE_WORDS = {"art_painting": "painting", "cartoon": "cartoon", "photo": "photo", "sketch": "sketch"}
+STYLE_TEMPLATES = ("a {s} of a {c}.", "a {s} of the {c}.", "a {s} of a {c}", "a {c} in a {s}.", "a {s} showing a {c}.")
+CLASS_TEMPLATES = ("a {c}.", "a picture of a {c}.", "an image of a {c}.", "the {c}.")
+DOMAIN_TEMPLATES = ("a {s}.", "a {s} of something.")
+DOMAIN_EVAL_TEMPLATE = "a {s} of a {c}."
+
+
+@dataclass
+class PretrainConfig:
+    """Everything that defines a pretraining run (saved in the model card)."""
+
+    seed: int = 0
+    # architecture (open_clip CLIP)
+    embed_dim: int = 256
+    image_size: int = 64
+    patch_size: int = 8
+    vision_width: int = 256
+    vision_layers: int = 6
+    vision_heads: int = 4
+    text_width: int = 128
+    text_layers: int = 3
+    text_heads: int = 2
+    context_length: int = 16
+    # data
+    cache_size: int = 96  # decoded training images; crops are resized from here to image_size
+    crop_scale: tuple[float, float] = (0.35, 1.0)
+    holdout: float = 0.0  # fraction of each domain's train list kept out (recipe trials only; 0 for the final model)
+    # optimisation
+    steps: int = 1800
+    batch_size: int = 256
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    warmup_steps: int = 100
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    bf16: str = "auto"  # auto: bf16 autocast where the CPU/GPU has bf16 units; "on" / "off"
+    # loss weights
+    w_concept: float = 1.0
+    w_style_class: float = 1.0
+    w_class: float = 1.0
+    w_domain: float = 0.5
+    w_t2i: float = 0.5
+    eval_every: int = 0  # steps between held-out evaluations in the log (0: only at the end)
+    threads: int = 2
+    style_templates: tuple[str, ...] = STYLE_TEMPLATES
+    class_templates: tuple[str, ...] = CLASS_TEMPLATES
+    domain_templates: tuple[str, ...] = DOMAIN_TEMPLATES
+    style_words: dict = field(default_factory=dict)  # filled from the dataset when empty
+
+    def model_cfg(self) -> dict[str, Any]:
+        """The open_clip model config (also committed as adu_core/model_configs/adu-testbed.json)."""
+        return {
+            "name": MODEL_NAME,
+            "embed_dim": self.embed_dim,
+            "quick_gelu": False,
+            "vision_cfg": {"image_size": self.image_size, "layers": self.vision_layers, "width": self.vision_width,
+                           "head_width": self.vision_width // self.vision_heads, "patch_size": self.patch_size},
+            "text_cfg": {"context_length": self.context_length, "vocab_size": 49408, "width": self.text_width,
+                         "heads": self.text_heads, "layers": self.text_layers},
+        }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# captions
+
+
+@dataclass
+class Captions:
+    texts: list[str]
+    concept_idx: torch.Tensor  # [Js, D*C] caption index of (template, domain*C + class)
+    style_class_idx: torch.Tensor  # [Js, D, C]
+    class_idx: torch.Tensor  # [Jc, C]
+    domain_idx: torch.Tensor  # [Jd, D]
+    cap_domain: torch.Tensor  # [K] domain of caption or -1
+    cap_class: torch.Tensor  # [K] class of caption or -1
+
+
+def style_words_for(ds, given: dict | None = None) -> dict[str, str]:
+    given = given or {}
+    return {d: given.get(d) or STYLE_WORDS.get(d) or name for d, name in zip(ds.domains, ds.domain_names, strict=True)}
+
+
+def build_captions(styles: Sequence[str], classnames: Sequence[str], cfg: PretrainConfig) -> Captions:
+    texts: list[str] = []
+    dom: list[int] = []
+    cls: list[int] = []
+
+    def add(text: str, d: int, c: int) -> int:
+        texts.append(text)
+        dom.append(d)
+        cls.append(c)
+        return len(texts) - 1
+
+    D, C = len(styles), len(classnames)
+    style_class = torch.tensor([[[add(t.format(s=s, c=c), d, k) for k, c in enumerate(classnames)]
+                                 for d, s in enumerate(styles)] for t in cfg.style_templates], dtype=torch.long)
+    class_only = torch.tensor([[add(t.format(c=c), -1, k) for k, c in enumerate(classnames)]
+                               for t in cfg.class_templates], dtype=torch.long)
+    domain_only = torch.tensor([[add(t.format(s=s), d, -1) for d, s in enumerate(styles)]
+                                for t in cfg.domain_templates], dtype=torch.long)
+    return Captions(texts, style_class.reshape(len(cfg.style_templates), D * C), style_class, class_only,
+                    domain_only, torch.tensor(dom), torch.tensor(cls))
+
+
+def clip_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, labels: torch.Tensor,
+              domains: torch.Tensor, caps: Captions, cfg: PretrainConfig) -> dict[str, torch.Tensor]:
+    """All loss terms from normalised image [B, E] and caption [K, E] embeddings."""
+    logits = scale * img @ txt.T  # [B, K]
+    n_cls = caps.style_class_idx.shape[2]
+    concept = domains * n_cls + labels
+    terms: dict[str, torch.Tensor] = {}
+
+    def ce(group_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        # group_logits [B, G..., n]; target [B] broadcast over the group dims
+        n = group_logits.shape[-1]
+        flat = group_logits.reshape(group_logits.shape[0], -1, n)
+        tgt = target[:, None].expand(-1, flat.shape[1])
+        return F.cross_entropy(flat.reshape(-1, n), tgt.reshape(-1))
+
+    terms["concept"] = ce(logits[:, caps.concept_idx], concept)
+    terms["style_class"] = ce(logits[:, caps.style_class_idx], labels)
+    terms["class"] = ce(logits[:, caps.class_idx], labels)
+    terms["domain"] = ce(logits[:, caps.domain_idx], domains)
+    # text -> image: every caption chooses among the batch's images; positives = images its text describes
+    pos = ((caps.cap_domain[None] < 0) | (caps.cap_domain[None] == domains[:, None])) & \
+          ((caps.cap_class[None] < 0) | (caps.cap_class[None] == labels[:, None]))  # [B, K]
+    has = pos.any(0)
+    lt = logits.T[has]  # [K', B]
+    pt = pos.T[has]
+    terms["t2i"] = (torch.logsumexp(lt, -1) - torch.logsumexp(lt.masked_fill(~pt, float("-inf")), -1)).mean()
+    terms["loss"] = (cfg.w_concept * terms["concept"] + cfg.w_style_class * terms["style_class"]
+                     + cfg.w_class * terms["class"] + cfg.w_domain * terms["domain"] + cfg.w_t2i * terms["t2i"])
+    return terms
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# training
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def use_bf16(cfg: PretrainConfig, device: torch.device) -> bool:
+    if cfg.bf16 in ("on", "off"):
+        return cfg.bf16 == "on"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    flags = ""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        pass
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def build_model(cfg: PretrainConfig) -> open_clip.CLIP:
+    torch.manual_seed(cfg.seed)
+    return open_clip.CLIP(**{k: v for k, v in cfg.model_cfg().items() if k != "name"})
+
+
+def lr_at(step: int, cfg: PretrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * t))
+
+
+def make_optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        # weight decay on matrices only; not on gains, biases, embeddings, positional terms or the logit scale
+        if p.ndim >= 2 and "embedding" not in name and "token" not in name:
+            decay.append(p)
+        else:
+            no_decay.append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+
+
+def augment(batch: torch.Tensor, gen: torch.Generator, cfg: PretrainConfig) -> torch.Tensor:
+    x = random_resized_crop_flip(normalize(batch, MEAN, STD), gen, tuple(cfg.crop_scale))
+    if x.shape[-1] != cfg.image_size:
+        x = F.interpolate(x, size=(cfg.image_size, cfg.image_size), mode="bilinear", antialias=True,
+                          align_corners=False)
+    return x
+
+
+def train(cfg: PretrainConfig, images: torch.Tensor, labels: torch.Tensor, domains: torch.Tensor,
+          styles: Sequence[str], classnames: Sequence[str], device: str | torch.device = "cpu",
+          progress: bool = True, eval_fn=None, log=print) -> tuple[open_clip.CLIP, list[dict[str, float]]]:
+    """Train from scratch; returns the model (eval mode, fp32) and the per-interval loss history.
+
+    ``images`` uint8 [N, 3, S, S] (S = ``cfg.cache_size``), ``labels`` class indices, ``domains`` domain indices.
+    Deterministic for a fixed seed, thread count and device.
+    """
+    device = torch.device(device)
+    seed_everything(cfg.seed)
+    model = build_model(cfg).to(device).train()
+    caps = build_captions(styles, classnames, cfg)
+    tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=cfg.context_length)
+    tokens = tokenizer(caps.texts).to(device)
+    caps = Captions(caps.texts, *(getattr(caps, f.name).to(device) for f in dataclasses.fields(Captions)[1:]))
+    opt = make_optimizer(model, cfg)
+    bf16 = use_bf16(cfg, device)
+    batch_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 1)
+    aug_gen = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + 2)
+    batches: list[torch.Tensor] = []
+    history: list[dict[str, float]] = []
+    sums: dict[str, float] = {}
+    n_sum = 0
+    t0 = time.perf_counter()
+    bar = tqdm(range(cfg.steps), desc="pretrain", disable=not progress, mininterval=5)
+    log_every = max(1, min(50, cfg.steps // 20))
+    for step in bar:
+        if not batches:
+            batches = balanced_batches(domains, cfg.batch_size, batch_gen)[::-1]
+        idx = batches.pop()
+        lr = lr_at(step, cfg)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x = augment(images[idx].to(device), aug_gen, cfg)
+        y, d = labels[idx].to(device), domains[idx].to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            img = model.encode_image(x)
+            txt = model.encode_text(tokens)
+        scale = model.logit_scale.exp().clamp(max=100.0)
+        terms = clip_loss(F.normalize(img.float(), dim=-1), F.normalize(txt.float(), dim=-1), scale, y, d, caps, cfg)
+        opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100.0))
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        n_sum += 1
+        if (step + 1) % log_every == 0 or step + 1 == cfg.steps:
+            rec = {k: v / n_sum for k, v in sums.items()}
+            rec.update(step=step + 1, lr=lr, scale=float(scale.detach()), elapsed_s=time.perf_counter() - t0)
+            if eval_fn is not None and cfg.eval_every and ((step + 1) % cfg.eval_every == 0):
+                model.eval()
+                rec.update(eval_fn(model))
+                model.train()
+            history.append(rec)
+            bar.set_postfix(loss=f"{rec['loss']:.3f}")
+            log(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in rec.items()}))
+            sums, n_sum = {}, 0
+    model.eval()
+    return model, history
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# evaluation
+
+
+@torch.no_grad()
+def encode_texts(model, tokenizer, texts: Sequence[str], device) -> torch.Tensor:
+    return F.normalize(model.encode_text(tokenizer(list(texts)).to(device)).float(), dim=-1)
+
+
+@torch.no_grad()
+def encode_images(model, images: torch.Tensor, device, batch: int = 512) -> torch.Tensor:
+    out = []
+    for i in range(0, len(images), batch):
+        x = normalize(images[i:i + batch].to(device), MEAN, STD)
+        out.append(F.normalize(model.encode_image(x).float(), dim=-1).cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def zero_shot_report(model, images: torch.Tensor, labels: torch.Tensor, domains: torch.Tensor,
+                     domain_ids: Sequence[str], styles: Sequence[str], classnames: Sequence[str],
+                     context_length: int, device="cpu") -> dict[str, Any]:
+    """Held-out zero-shot numbers, in fp32 as the ADU runs use the model.
+
+    class: "a photo of a {class}." (argmax over the 7 classes), per domain and mean over domains.
+    domain (two prompt sets): ``domain_acc_concept`` = softmax over the D x C captions "a {style} of a {class}.",
+    probabilities summed over classes, argmax domain; ``domain_acc_style`` = argmax over "a {style}.".
+    """
+    tok = open_clip.tokenizer.SimpleTokenizer(context_length=context_length)
+    feats = encode_images(model, images, device)
+    scale = float(model.logit_scale.exp())
+    cls_txt = encode_texts(model, tok, [EVAL_TEMPLATE.format(c) for c in classnames], device).cpu()
+    pred = (feats @ cls_txt.T).argmax(-1)
+    per_domain = {d: 100.0 * float((pred[domains == i] == labels[domains == i]).float().mean())
+                  for i, d in enumerate(domain_ids)}
+    conc_txt = encode_texts(model, tok, [DOMAIN_EVAL_TEMPLATE.format(s=s, c=c) for s in styles for c in classnames],
+                            device).cpu()
+    prob = (scale * feats @ conc_txt.T).softmax(-1).reshape(len(feats), len(styles), len(classnames))
+    dom_pred = prob.sum(-1).argmax(-1)
+    joint_pred = prob.reshape(len(feats), -1).argmax(-1)
+    style_txt = encode_texts(model, tok, [f"a {s}." for s in styles], device).cpu()
+    style_pred = (feats @ style_txt.T).argmax(-1)
+    return {
+        "class_acc": {k: round(v, 2) for k, v in per_domain.items()},
+        "class_acc_mean": round(float(np.mean(list(per_domain.values()))), 2),
+        "class_acc_pooled": round(100.0 * float((pred == labels).float().mean()), 2),
+        "domain_acc_concept": round(100.0 * float((dom_pred == domains).float().mean()), 2),
+        "domain_acc_style": round(100.0 * float((style_pred == domains).float().mean()), 2),
+        "joint_acc": round(100.0 * float((joint_pred == domains * len(classnames) + labels).float().mean()), 2),
+        "n_test": {d: int((domains == i).sum()) for i, d in enumerate(domain_ids)},
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# data, card, main
+
+
+def split_holdout(samples, fraction: float):
+    """Deterministic per-domain hold-out by path hash (recipe trials only)."""
+    if fraction <= 0:
+        return list(samples), []
+    keep, held = [], []
+    for s in samples:
+        h = int(hashlib.sha256(f"testbed-holdout|{s.path}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        (held if h < fraction else keep).append(s)
+    return keep, held
+
+
+def tensors_for(ds, samples, size: int, desc: str):
+    from adu_core.data.tensor_cache import cached_images
+
+    images = cached_images(ds, samples, size, desc=desc)
+    index = {d: i for i, d in enumerate(ds.domains)}
+    labels = torch.tensor([s.label for s in samples], dtype=torch.long)
+    domains = torch.tensor([index[s.domain] for s in samples], dtype=torch.long)
+    return images, labels, domains
+
+
+def hardware(device: torch.device) -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"device": str(device), "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def code_version(script: Path) -> dict[str, Any]:
+    from adu_core.results import git_version, package_versions
+
+    return {**git_version(), "script_sha256": file_sha256(script), "packages": package_versions()}
+
+
+def write_card(out: Path, card: dict[str, Any]) -> None:
+    (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    (out / "README.md").write_text(render_card(card))
+
+
+def render_card(card: dict[str, Any]) -> str:
+    cfg, ev, arch = card["training_config"], card["zero_shot"], card["architecture"]
+    v, t = arch["vision_cfg"], arch["text_cfg"]
+    rows = "\n".join(f"| {d} | {ev['class_acc'][d]:.2f} | {ev['n_test'][d]} |" for d in ev["class_acc"])
+    hw = card["hardware"]
+    return f"""# Testbed CLIP (`{MODEL_NAME}`)
+
+A small CLIP of open_clip architecture, trained from scratch by `data_scripts/pretrain_testbed_clip.py` on the PACS
+training lists (official `*_train_kfold`), so that the offline `testbed` tier has a backbone without downloading
+anything. It is **not** a general-purpose model: it knows 7 classes and 4 styles.
+
+    from adu_core.backbones import load_clip
+    clip, train_tf, eval_tf, tokenizer = load_clip("{MODEL_NAME}", pretrained="models/testbed/testbed_clip.pt")
+
+## Architecture
+- image tower: plain open_clip ViT, {v['image_size']} px, patch {v['patch_size']} ({(v['image_size'] // v['patch_size']) ** 2} tokens + class token),
+  width {v['width']}, {v['layers']} layers, {v['width'] // v['head_width']} heads; embedding {arch['embed_dim']}
+- text tower: open_clip text transformer, width {t['width']}, {t['layers']} layers, {t['heads']} heads, context {t['context_length']},
+  open_clip's tokenizer (vocabulary 49,408)
+- `adu_core/model_configs/{MODEL_NAME}.json` holds the same config, so `{MODEL_NAME}` is an open_clip name too
+- file: `testbed_clip.pt`, {card['checkpoint']['bytes'] / 1e6:.1f} MB (fp16 weights), sha256 `{card['checkpoint']['sha256']}`
+- preprocessing: resize the shorter side to {v['image_size']} (bicubic), centre crop, OpenAI CLIP mean/std
+
+## Training
+- data: PACS `train` split ({card['data']['n_train']} images), manifest sha256 `{card['data']['manifest_sha256']}`;
+  the held-out `test` split (official `*_crossval_kfold` lists) was never trained on
+- captions: style words {json.dumps(card['style_words'])}; templates {json.dumps(cfg['style_templates'])};
+  class-only {json.dumps(cfg['class_templates'])}; domain-only {json.dumps(cfg['domain_templates'])}
+- loss: image->text CE per template group (domain x class concept; class within each style word; class-only;
+  domain-only) + {cfg['w_t2i']} x text->image multi-positive CE; weights concept {cfg['w_concept']}, style-class
+  {cfg['w_style_class']}, class {cfg['w_class']}, domain {cfg['w_domain']}
+- {cfg['steps']} steps x batch {cfg['batch_size']} (domain-balanced), AdamW lr {cfg['lr']} (warm-up {cfg['warmup_steps']},
+  cosine to {cfg['min_lr']}), weight decay {cfg['weight_decay']}, grad clip {cfg['grad_clip']}, random resized crop
+  {tuple(cfg['crop_scale'])} + flip from {cfg['cache_size']} px cached images, bf16 autocast: {card['bf16']}, seed {cfg['seed']}
+- hardware: {hw['cpu']} ({hw['torch_threads']} threads, device {hw['device']}); training {card['timings']['train_s'] / 60:.1f} min,
+  total {card['timings']['total_s'] / 60:.1f} min
+- code: git commit `{card['code']['commit']}`, script sha256 `{card['code']['script_sha256']}`;
+  full config in `card.json`
+
+## Held-out zero-shot accuracy (PACS crossval lists, fp32)
+Class prompt `"{EVAL_TEMPLATE}"`, argmax over the 7 classes:
+
+| domain | top-1 % | images |
+|---|---|---|
+{rows}
+| **mean over domains** | **{ev['class_acc_mean']:.2f}** | |
+
+Pooled over all test images: {ev['class_acc_pooled']:.2f} %. Chance: 14.3 %.
+
+Zero-shot domain classification (chance 25 %):
+- `domain_acc_concept` = **{ev['domain_acc_concept']:.2f} %**: softmax over the 28 captions `"{DOMAIN_EVAL_TEMPLATE}"`
+  (style word x class), probabilities summed over classes, argmax domain;
+- `domain_acc_style` = {ev['domain_acc_style']:.2f} %: argmax over `"a {{style}}."`;
+- joint (domain, class) accuracy over the 28 captions: {ev['joint_acc']:.2f} %.
+
+Reproduce: `python data_scripts/pretrain_testbed_clip.py --root ../shared/datasets` (deterministic for the seed,
+thread count and CPU type; another CPU may differ in the last bits of bf16 arithmetic).
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="pacs")
+    p.add_argument("--root", default=None, help="data root (default $ADU_DATA_ROOT)")
+    p.add_argument("--out", default=None, help="output folder (default models/testbed of the project)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a PretrainConfig field (JSON values), e.g. --set steps=300")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--holdout", type=float, default=None, help="evaluate on a slice of the train lists (trials)")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+
+    from adu_core.data import get_dataset
+    from adu_core.paths import project_root
+
+    t_start = time.perf_counter()
+    cfg = PretrainConfig()
+    types = {f.name: f for f in dataclasses.fields(PretrainConfig)}
+    for item in args.overrides:
+        key, _, text = item.partition("=")
+        if key not in types:
+            p.error(f"unknown field {key!r}; valid: {', '.join(types)}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        setattr(cfg, key, tuple(value) if isinstance(value, list) else value)
+    if args.steps is not None:
+        cfg.steps = args.steps
+    if args.holdout is not None:
+        cfg.holdout = args.holdout
+    torch.set_num_threads(cfg.threads)
+    device = torch.device(args.device)
+    out = Path(args.out) if args.out else project_root() / "models" / "testbed"
+    out.mkdir(parents=True, exist_ok=True)
+
+    ds = get_dataset(args.dataset, root=args.root)
+    styles_map = style_words_for(ds, cfg.style_words)
+    cfg.style_words = styles_map
+    styles = [styles_map[d] for d in ds.domains]
+    train_samples, held = split_holdout(ds.samples("train"), cfg.holdout)
+    eval_samples = held if held else ds.samples("test")
+    eval_name = "holdout of train lists" if held else "test (crossval lists)"
+    images, labels, domains = tensors_for(ds, train_samples, cfg.cache_size, f"{ds.name} train {cfg.cache_size}px")
+    ev_images, ev_labels, ev_domains = tensors_for(ds, eval_samples, cfg.image_size, f"{ds.name} eval")
+    print(f"train {len(train_samples)} images, eval on {eval_name}: {len(eval_samples)}; bf16 {use_bf16(cfg, device)}",
+          flush=True)
+
+    def eval_fn(model):
+        r = zero_shot_report(model, ev_images, ev_labels, ev_domains, ds.domains, styles, ds.classnames,
+                             cfg.context_length, device)
+        return {"acc_mean": r["class_acc_mean"], **{f"acc_{k}": v for k, v in r["class_acc"].items()},
+                "dom": r["domain_acc_concept"]}
+
+    t_train = time.perf_counter()
+    model, history = train(cfg, images, labels, domains, styles, ds.classnames, device,
+                           progress=not args.no_progress, eval_fn=eval_fn, log=lambda s: print(s, flush=True))
+    train_s = time.perf_counter() - t_train
+    model = model.float().cpu()
+    ckpt = out / "testbed_clip.pt"
+    sha = save_checkpoint(model, cfg.model_cfg(), ckpt, half=True, mean=MEAN, std=STD,
+                          extra={"script": "data_scripts/pretrain_testbed_clip.py", "seed": cfg.seed})
+    # evaluate what was saved: reload through the project loader (fp16 weights cast back to fp32)
+    from adu_core.backbones import load_clip
+
+    loaded = load_clip(MODEL_NAME, pretrained=ckpt).model
+    report = zero_shot_report(loaded, ev_images, ev_labels, ev_domains, ds.domains, styles, ds.classnames,
+                              cfg.context_length, "cpu")
+    card = {
+        "format": "adu-testbed-card/1",
+        "model": MODEL_NAME,
+        "checkpoint": {"file": ckpt.name, "sha256": sha, "bytes": ckpt.stat().st_size,
+                       "parameters": sum(p.numel() for p in model.parameters())},
+        "architecture": cfg.model_cfg(),
+        "training_config": json.loads(json.dumps(asdict(cfg))),
+        "style_words": styles_map,
+        "bf16": use_bf16(cfg, device),
+        "data": {"dataset": ds.name, "manifest_sha256": ds.manifest_sha256(), "n_train": len(train_samples),
+                 "train_split": "train (official *_train_kfold lists)" + (f" minus {cfg.holdout} holdout" if held else ""),
+                 "eval_split": eval_name, "n_eval": len(eval_samples)},
+        "zero_shot": {"prompt": EVAL_TEMPLATE, "domain_prompt": DOMAIN_EVAL_TEMPLATE, "split": eval_name, **report},
+        "code": code_version(Path(__file__).resolve()),
+        "hardware": hardware(device),
+        "timings": {"train_s": round(train_s, 1), "total_s": round(time.perf_counter() - t_start, 1),
+                    "s_per_step": round(train_s / max(1, cfg.steps), 3)},
+        "history": history,
+        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_card(out, card)
+    print(json.dumps({"zero_shot": report, "sha256": sha, "bytes": ckpt.stat().st_size,
+                      "train_min": round(train_s / 60, 1)}, indent=1), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""End-to-end runs of the trainer on the synthetic set with a tiny random model (seconds each)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from adu_core.cli import main
+from adu_core.config import field_names, make_config
+from adu_core.train import ConfigError, Trainer, resolve_config, run_experiment
+
+
+def smoke(**kw):
+    base = {"forget": ("sketch",), "epochs": 3}
+    return make_config("synthetic", **{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref")
+    return run_experiment(smoke(), out, progress=False), out
+
+
+def test_run_json_is_complete(reference_run):
+    result, out = reference_run
+    saved = json.loads((out / "run.json").read_text())
+    assert saved == json.loads(json.dumps(result))
+    assert saved["config"]["method"] == "adu" and saved["config"]["forget"] == ["sketch"]
+    m = saved["metrics"]
+    assert set(m) >= {"mem", "for", "h", "per_domain_acc", "domain_acc_probe", "domain_acc_head"}
+    assert set(m["per_domain_acc"]) == {"photo", "sketch", "cartoon", "painting"}
+    prov = saved["provenance"]
+    assert len(prov["weights"]["sha256"]) == 64 and len(prov["data_sha256"]) == 64
+    assert prov["packages"]["torch"] and prov["hardware"]["device"] == "cpu"
+    assert "commit" in prov["code"]
+    assert [h["epoch"] for h in saved["history"]] == [1, 2, 3]
+    assert not (out / "checkpoint.pt").exists() and (out / "trained.pt").exists()
+
+
+def test_same_seed_same_metrics_and_other_seed_differs(reference_run, tmp_path):
+    result, _ = reference_run
+    again = run_experiment(smoke(), tmp_path / "again", progress=False)
+    assert again["metrics"] == result["metrics"]
+    assert again["history"] == result["history"]
+    other = run_experiment(smoke(seed=2), tmp_path / "other", progress=False)
+    assert other["history"] != result["history"]
+
+
+def test_interrupted_run_resumes_to_identical_result(reference_run, tmp_path, monkeypatch):
+    result, _ = reference_run
+    out = tmp_path / "interrupted"
+    original = Trainer._save
+
+    def save_then_die(self, method, opt, epochs_done):
+        original(self, method, opt, epochs_done)
+        if epochs_done == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(smoke(), out, progress=False)
+    assert (out / "checkpoint.pt").exists() and not (out / "run.json").exists()
+    monkeypatch.setattr(Trainer, "_save", original)
+    resumed = run_experiment(smoke(), out, progress=False)
+    assert resumed["timings"]["resumed_from_epoch"] == 2
+    assert resumed["metrics"] == result["metrics"]
+
+
+def test_existing_run_is_skipped_unless_forced(reference_run, tmp_path):
+    out = tmp_path / "skip"
+    first = run_experiment(smoke(epochs=1), out, progress=False)
+    stamp = (out / "run.json").stat().st_mtime_ns
+    assert run_experiment(smoke(epochs=1), out, progress=False) == json.loads((out / "run.json").read_text())
+    assert (out / "run.json").stat().st_mtime_ns == stamp
+    forced = run_experiment(smoke(epochs=1), out, force=True, progress=False)
+    assert forced["metrics"] == first["metrics"]
+    assert forced["provenance"]["finished_at"] >= first["provenance"]["finished_at"]
+
+
+def test_checkpoint_of_another_config_is_refused(tmp_path):
+    out = tmp_path / "mismatch"
+    out.mkdir()
+    torch.save({"config_key": "0000000000", "epochs_done": 1, "state": {}, "optimizer": {}, "history": []},
+               out / "checkpoint.pt")
+    with pytest.raises(ConfigError, match="different configuration"):
+        run_experiment(smoke(), out, progress=False)
+
+
+def test_method_switches_are_recorded():
+    cfg = resolve_config(smoke(method="baseline"))
+    assert (cfg.instapg, cfg.ddl) == (False, False)
+    cfg = resolve_config(smoke(ddl_ce=False))
+    assert cfg.ddl and not cfg.ddl_ce and cfg.instapg
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--dataset", "nope", "--forget", "x"], "unknown dataset 'nope'"),
+    (["--dataset", "synthetic", "--forget", "sketch", "--method", "magic"], "unknown method 'magic'"),
+    (["--dataset", "synthetic", "--forget", "watercolor"], "watercolor"),
+    (["--dataset", "synthetic", "--forget", "photo,sketch,cartoon,painting"], "cannot forget every domain"),
+    (["--dataset", "synthetic", "--forget", ","], "nothing to forget"),
+    (["--dataset", "synthetic", "--forget", "sketch", "--set", "epoch=2"], "unknown config key 'epoch'"),
+    (["--dataset", "synthetic", "--forget", "sketch", "--set", "epochs"], "KEY=VALUE"),
+    (["--dataset", "synthetic", "--forget", "sketch", "--set", "prompt_depth=9"], "prompt depth 9"),
+    (["--dataset", "synthetic", "--forget", "sketch", "--set", "method.nope=1"], "no option"),
+])
+def test_cli_bad_input_gives_clear_error(args, message, tmp_path, capsys):
+    code = main(["run", *args, "--out", str(tmp_path / "o"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err and "Traceback" not in err
+
+
+def test_cli_gpu_only_option_without_gpu(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    code = main(["run", "--dataset", "synthetic", "--forget", "sketch", "--set", "device=cuda",
+                 "--out", str(tmp_path)])
+    assert code == 2 and "no CUDA GPU" in capsys.readouterr().err
+
+
+def test_cli_run_writes_run_json(tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main(["run", "--dataset", "synthetic", "--forget", "Sketch", "--method", "baseline", "--seed", "3",
+                 "--out", str(out), "--set", "epochs=1", "--no-progress"])
+    assert code == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["seed"] == 3 and run["config"]["forget"] == ["sketch"] and run["config"]["epochs"] == 1
+    assert "Mem" in capsys.readouterr().out
+
+
+def test_run_help_documents_every_option():
+    proc = subprocess.run([sys.executable, "-m", "adu_core", "run", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0
+    for key in field_names():
+        if key not in ("dataset", "forget", "method", "seed", "tier"):
+            assert key in proc.stdout, key
+    for flag in ("--dataset", "--forget", "--method", "--seed", "--out", "--set", "--force", "--tier"):
+        assert flag in proc.stdout
