@@ -6,7 +6,6 @@ so minimising it trains the domain classifier and *maximises* the MMD between ev
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 import torch
@@ -15,21 +14,36 @@ import torch.nn.functional as F
 KERNELS = ("gaussian", "linear", "laplacian")
 
 
-def memorize_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy on kept-domain samples (mean over them; 0 for an empty selection)."""
+def memorize_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy on kept-domain samples (mean over them; 0 for an empty selection).
+
+    ``mask`` (bool [B]) selects the samples arithmetically instead of by indexing, so the GPU never has to report
+    how many were selected: no host synchronisation inside a training step.
+    """
+    if mask is not None:
+        return _masked_mean(F.cross_entropy(logits.float(), labels, reduction="none"), mask)
     if logits.shape[0] == 0:
         return logits.sum() * 0.0
     return F.cross_entropy(logits.float(), labels)
 
 
-def forget_loss(logits: torch.Tensor) -> torch.Tensor:
+def forget_loss(logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy to the uniform distribution over classes on forgotten-domain samples.
 
-    −(1/|B|) Σ_i (1/|C|) Σ_j log p_ij; its minimum, log|C|, is reached by a flat prediction.
+    −(1/|B|) Σ_i (1/|C|) Σ_j log p_ij; its minimum, log|C|, is reached by a flat prediction. ``mask``: as in
+    :func:`memorize_loss`.
     """
+    if mask is not None:
+        return _masked_mean(-F.log_softmax(logits.float(), dim=-1).mean(dim=-1), mask)
     if logits.shape[0] == 0:
         return logits.sum() * 0.0
     return -F.log_softmax(logits.float(), dim=-1).mean(dim=-1).mean()
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` where ``mask``; 0 where nothing is selected (without a host sync)."""
+    weights = mask.to(values.dtype)
+    return (values * weights).sum() / weights.sum().clamp_min(1.0)
 
 
 def kernel_matrix(x: torch.Tensor, y: torch.Tensor, kernel: str = "gaussian",
@@ -54,32 +68,39 @@ def kernel_matrix(x: torch.Tensor, y: torch.Tensor, kernel: str = "gaussian",
 
 
 def mmd2(features: torch.Tensor, domains: torch.Tensor, kernel: str = "gaussian",
-         bandwidths: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0)) -> torch.Tensor:
+         bandwidths: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0), n_domains: int | None = None) -> torch.Tensor:
     """MMD² averaged over all pairs of domains present in the batch (biased V-statistic).
 
     ‖μ_d − μ_d'‖²_H = mean k(X_d, X_d) + mean k(X_d', X_d') − 2·mean k(X_d, X_d'). The Gaussian/Laplacian scale is
     the median pairwise squared distance of the batch, detached, so the bandwidth follows the features without
     becoming something the loss can game.
+
+    Domain indices lie in ``0..n_domains-1`` (default: the largest index present + 1, which costs one host sync).
+    Everything else is computed with fixed shapes (domains absent from the batch get zero weight), so with
+    ``n_domains`` given the GPU never waits for the host.
     """
     features = features.float()
-    present = torch.unique(domains)
-    if present.numel() < 2:
+    n = len(features)
+    if n_domains is None:
+        n_domains = int(domains.max()) + 1 if n else 1
+    if n < 2 or n_domains < 2:
         return features.sum() * 0.0
     scale = None
     if kernel != "linear":
         with torch.no_grad():
             d2 = torch.cdist(features, features).pow(2)
-            off = d2[~torch.eye(len(features), dtype=torch.bool, device=features.device)]
+            off = d2.flatten()[1:].view(n - 1, n + 1)[:, :-1]  # the off-diagonal entries, as a view
             scale = off.median().clamp_min(1e-6)
     k = kernel_matrix(features, features, kernel, bandwidths, scale)
-    masks = [domains == d for d in present]
     # Block means of the kernel matrix: M[a, b] = mean over (i in domain a, j in domain b) of k(i, j).
-    onehot = torch.stack(masks, dim=1).to(k.dtype)
+    onehot = (domains[:, None] == torch.arange(n_domains, device=domains.device)).to(k.dtype)
     counts = onehot.sum(0)
-    block = (onehot.T @ k @ onehot) / (counts[:, None] * counts[None, :])
-    pairs = list(itertools.combinations(range(len(masks)), 2))
-    values = [block[a, a] + block[b, b] - 2 * block[a, b] for a, b in pairs]
-    return torch.stack(values).mean()
+    block = (onehot.T @ k @ onehot) / (counts[:, None] * counts[None, :]).clamp_min(1.0)
+    a, b = torch.triu_indices(n_domains, n_domains, offset=1, device=k.device)
+    values = block[a, a] + block[b, b] - 2 * block[a, b]
+    present = (counts > 0).to(k.dtype)
+    weights = present[a] * present[b]  # pairs of domains that are both in the batch
+    return (values * weights).sum() / weights.sum().clamp_min(1.0)
 
 
 def domain_disentangling_loss(domain_logits: torch.Tensor, features: torch.Tensor, domains: torch.Tensor, *,
@@ -89,5 +110,6 @@ def domain_disentangling_loss(domain_logits: torch.Tensor, features: torch.Tenso
     """DDL = γ·CE(domain classifier) − λ·MMD²; returns the total and its parts (for logging)."""
     zero = features.sum() * 0.0
     ce = F.cross_entropy(domain_logits.float(), domains) if use_ce else zero
-    mmd = mmd2(features, domains, kernel, bandwidths) if use_mmd else zero
+    n_domains = domain_logits.shape[-1] if domain_logits is not None else None
+    mmd = mmd2(features, domains, kernel, bandwidths, n_domains) if use_mmd else zero
     return {"ddl": gamma * ce - lam * mmd, "domain_ce": ce.detach(), "mmd2": mmd.detach()}

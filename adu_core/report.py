@@ -69,6 +69,7 @@ __all__ = [
     "resolve_seeds",
     "select_variants",
     "session_banner",
+    "styled",
     "summary_table",
     "verdict",
 ]
@@ -233,11 +234,11 @@ def resolve_budget(max_new_runs: int | None, tier: str, force: bool = False) -> 
 
 
 def analogous_domain(domains: Sequence[str], wanted: str = "art") -> str:
-    """The domain whose id contains ``wanted`` (Table 4 forgets Office-Home's Art: PACS has art_painting), else the
-    painting-like one, else the first domain."""
+    """The domain with ``wanted`` as a word of its id (Table 4 forgets Office-Home's Art: PACS has art_painting),
+    else the painting-like one, else the first domain."""
     for key in (wanted, "painting"):
         for d in domains:
-            if key in d:
+            if key in d.split("_"):
                 return d
     return domains[0]
 
@@ -738,9 +739,9 @@ def verdict(gaps: Mapping[Any, float], expected: Iterable[Any], higher: str = "h
     where = ", ".join(str(k) for k in have)
     tail = "" if len(have) == len(expected) else f" (only {what} = {where} have runs)"
     if not neg:
-        return f"{higher} at every {what} measured ({where}){tail}"
+        return f"{higher} at every {what} ({where}){tail}"
     if not pos:
-        return f"{lower} at every {what} measured ({where}){tail}"
+        return f"{lower} at every {what} ({where}){tail}"
     return (f"{higher} at {what} = {', '.join(str(k) for k in pos)} but {lower} at "
             f"{', '.join(str(k) for k in neg)}{tail}")
 
@@ -833,3 +834,9 @@ def page(name: str, dataset: str, tier: str, seeds: Any = None, epochs: int | No
                 results_root=root, force=bool(force), budget=resolve_budget(max_new_runs, tier, bool(force)),
                 paper=load_paper_numbers(), paper_dataset=paper_dataset, command_params=cmd,
                 domains=tuple(ds.domains), domain_names=tuple(ds.domain_names), _dataset=ds)
+
+
+def styled(df: pd.DataFrame, font_size: str = "0.8em") -> Any:
+    """A wide table in a smaller font, so that it fits the book's text column (a pandas Styler)."""
+    props = [("font-size", font_size), ("padding", "2px 6px")]
+    return df.style.set_table_styles([{"selector": "th, td", "props": props}])

@@ -195,7 +195,7 @@ class Trainer:
         return torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
 
     def fit_gradient(self, method) -> None:
-        cfg, data, env = self.cfg, self.data, self.env
+        cfg, env = self.cfg, self.env
         params = [p for p in method.parameters() if p.requires_grad]
         if not params:
             raise ConfigError(f"method {cfg.method!r} has no trainable parameters")
@@ -207,16 +207,11 @@ class Trainer:
         for epoch in bar:
             for group in opt.param_groups:
                 group["lr"] = self.lr_at(epoch)
-            gen = self.epoch_generator(epoch)
-            device_gen.manual_seed(cfg.seed * 1_000_003 + epoch)
-            batches = balanced_batches(data.domains.cpu(), cfg.batch_size, gen)
+            batches = self.epoch_batches(epoch, device_gen)
             method.train()
             sums: dict[str, torch.Tensor] = {}
             for idx in batches:
-                idx = idx.to(data.images.device)
-                images = normalize(data.images[idx].to(env.device, non_blocking=True), data.mean, data.std)
-                images = random_resized_crop_flip(images, device_gen, cfg.crop_scale)
-                labels, domains = data.labels[idx], data.domains[idx]
+                images, labels, domains = self.batch(idx, device_gen)
                 with env.autocast():
                     out = method(images)
                 terms = method.loss(out, labels, domains)
@@ -230,6 +225,21 @@ class Trainer:
             self.history.append(record)
             bar.set_postfix(loss=f"{record['loss']:.3f}")
             self._save(method, opt, epoch + 1)
+
+    def epoch_batches(self, epoch: int, device_gen: torch.Generator) -> list[torch.Tensor]:
+        """The epoch's domain-balanced batches of indices, already on the images' device (one copy per epoch), and
+        ``device_gen`` reseeded for the epoch's augmentation. Shared by :meth:`fit_gradient` and the multi-run
+        trainer (:mod:`adu_core.multirun`), so both draw exactly the same batches."""
+        device_gen.manual_seed(self.cfg.seed * 1_000_003 + epoch)
+        batches = balanced_batches(self.data.domains.cpu(), self.cfg.batch_size, self.epoch_generator(epoch))
+        return list(torch.stack(batches).to(self.data.images.device).unbind())
+
+    def batch(self, idx: torch.Tensor, device_gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Images (normalised, augmented on the device), labels and domains of one batch of indices."""
+        data = self.data
+        images = normalize(data.images[idx].to(self.env.device, non_blocking=True), data.mean, data.std)
+        images = random_resized_crop_flip(images, device_gen, self.cfg.crop_scale)
+        return images, data.labels[idx], data.domains[idx]
 
     def _save(self, method, opt, epochs_done: int) -> None:
         tmp = self.ckpt_path.with_name(self.ckpt_path.name + ".tmp")

@@ -40,6 +40,10 @@ def code(text: str, *tags: str) -> nbformat.NotebookNode:
 
 
 IMPORTS = """
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets: plain text bars
+
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
@@ -123,8 +127,8 @@ def main_results() -> nbformat.NotebookNode:
 
             The paper's Table 1 compares ADU with four ways of fine-tuning CLIP to forget domains: LP++, CLIPFit and
             Black-Box Forgetting (BBF), each trained with the unlearning losses, and the *Baseline*, the same vision
-            prompts as ADU trained with $L_\\text{memorize} + L_\\text{forget}$ only. Every number is the average over
-            all forget/keep combinations of the domains for $|D_\\text{forget}| \\in \\{1, 2, 3\\}$ (and over seeds).
+            prompts as ADU trained with L_memorize + L_forget only. Every number is the average over
+            all forget/keep combinations of the domains for |D_forget| = 1, 2 and 3 (and over seeds).
             H is computed per run and then averaged. We add a zero-shot CLIP row, which the paper does not give.
             """),
         *header_cells("main_results", parameters(
@@ -145,7 +149,7 @@ def main_results() -> nbformat.NotebookNode:
         md("""
             ## The table
 
-            For each $|D_\\text{forget}|$ and method: the paper's value, ours as mean ± sample standard deviation
+            For each |D_forget| and method: the paper's value, ours as mean ± sample standard deviation
             over runs (n runs: forget sets × seeds), and ours − paper. When our dataset is not one of the paper's,
             the paper's column is its closest dataset (named in the column header): the difference then measures
             the distance between two settings, not a reproduction error.
@@ -157,8 +161,8 @@ def main_results() -> nbformat.NotebookNode:
             summary = report.summary_table(status.runs, paper1, keys=["n_forget", "variant"])
             for note in paper1.loc[paper1["flag"] != "", "note"].unique():
                 display(Markdown(f"**Flag ({report.DATASET_NAMES.get(ref, ref)}):** {note}."))
-            report.display_table(summary, ["n_forget", "variant"], paper_col=pg.paper_label(1),
-                                 key_names={"n_forget": "|D_forget|", "variant": "method"})
+            report.styled(report.display_table(summary, ["n_forget", "variant"], paper_col=pg.paper_label(1),
+                                               key_names={"n_forget": "|D_forget|", "variant": "method"}))
             """, "hide-input"),
         md("Our H for every forget set (mean over seeds), for a closer look:"),
         code("""
@@ -187,6 +191,7 @@ def main_results() -> nbformat.NotebookNode:
                         (("h", "h"), ("for", "for"), ("mem", "mem"))}
 
             ours, theirs = both("mean"), both("paper")
+            than_baseline = ("higher than the Baseline's", "lower than the Baseline's")
             facts = {
                 "main_ref": report.DATASET_NAMES.get(ref, ref),
                 "main_dataset": report.DATASET_NAMES.get(pg.dataset, pg.dataset),
@@ -195,8 +200,8 @@ def main_results() -> nbformat.NotebookNode:
                 "main_paper_h_gain": report.fmt(report.mean_of(theirs["h"])),
                 "main_paper_for_gain": report.signed(report.mean_of(theirs["for"])),
                 "main_paper_mem_change": report.signed(report.mean_of(theirs["mem"])),
-                "main_paper_verdict": report.verdict(theirs["h"], sizes),
-                "main_verdict": report.verdict(ours["h"], sizes),
+                "main_paper_verdict": report.verdict(theirs["h"], sizes, *than_baseline),
+                "main_verdict": report.verdict(ours["h"], sizes, *than_baseline),
                 "main_h_gain": report.signed(report.mean_of(ours["h"])),
                 "main_for_gain": report.signed(report.mean_of(ours["for"])),
                 "main_mem_change": report.signed(report.mean_of(ours["mem"])),
@@ -207,15 +212,15 @@ def main_results() -> nbformat.NotebookNode:
         md("""
             ## What the numbers say
 
-            **Paper ({glue:text}`main_ref`).** ADU's H is {glue:text}`main_paper_verdict` than the Baseline's, by
-            {glue:text}`main_paper_h_gain` points on average over $|D_\\text{forget}|$. The gain comes from
+            **Paper ({glue:text}`main_ref`).** ADU's H is {glue:text}`main_paper_verdict`, by
+            {glue:text}`main_paper_h_gain` points on average over |D_forget|. The gain comes from
             forgetting: For changes by {glue:text}`main_paper_for_gain` points while Mem changes by
             {glue:text}`main_paper_mem_change`.
 
             **Ours ({glue:text}`main_dataset`, {glue:text}`main_tier` tier, {glue:text}`main_n_runs` runs).** ADU's H
-            is {glue:text}`main_verdict` than the Baseline's; the mean H difference is {glue:text}`main_h_gain`
+            is {glue:text}`main_verdict`; the mean H difference is {glue:text}`main_h_gain`
             points, For changes by {glue:text}`main_for_gain` and Mem by {glue:text}`main_mem_change` (ADU − Baseline,
-            averaged over $|D_\\text{forget}|$).
+            averaged over |D_forget|).
             """),
     ]
     return _notebook(cells)
@@ -228,10 +233,10 @@ def ablation() -> nbformat.NotebookNode:
             # Tables 2 and 3: what DDL and InstaPG each contribute
 
             **Table 2** switches ADU's two components on and off: the Domain Disentangling Loss (DDL) and the
-            instance-wise prompt generator (InstaPG), for $|D_\\text{forget}| = 1, 2, 3$. Its row without either is
+            instance-wise prompt generator (InstaPG), for |D_forget| = 1, 2, 3. Its row without either is
             the Baseline, and its row with both is ADU, so those rows reuse the runs of Table 1.
             **Table 3** splits DDL into its two terms, the domain-classification cross-entropy (CE) and the MMD term,
-            with InstaPG on (the paper shows it for Office-Home, $|D_\\text{forget}| = 1$); its row without either
+            with InstaPG on (the paper shows it for Office-Home, |D_forget| = 1); its row without either
             term is Table 2's "InstaPG only" run.
             """),
         *header_cells("ablation", parameters(
@@ -270,8 +275,8 @@ def ablation() -> nbformat.NotebookNode:
             summary2 = report.summary_table(runs2, paper2, keys=["n_forget", "variant"])
             for note in paper2.loc[paper2["flag"] != "", "note"].unique():
                 display(Markdown(f"**Flag ({report.DATASET_NAMES.get(ref2, ref2)}):** {note}."))
-            report.display_table(summary2, ["n_forget", "variant"], paper_col=pg.paper_label(2),
-                                 key_names={"n_forget": "|D_forget|", "variant": "components"})
+            report.styled(report.display_table(summary2, ["n_forget", "variant"], paper_col=pg.paper_label(2),
+                                               key_names={"n_forget": "|D_forget|", "variant": "components"}))
             """, "hide-input"),
         code("""
             grid = viz.bars_vs_paper(runs2, paper2, x="variant", row="n_forget", order=[v.label for v in rows2],
@@ -285,8 +290,8 @@ def ablation() -> nbformat.NotebookNode:
             ref3 = pg.reference(3)
             paper3 = report.paper_for_variants(pg.paper, 3, ref3, rows3)
             summary3 = report.summary_table(runs3, paper3, keys=["n_forget", "variant"])
-            report.display_table(summary3, ["n_forget", "variant"], paper_col=pg.paper_label(3),
-                                 key_names={"n_forget": "|D_forget|", "variant": "DDL terms"})
+            report.styled(report.display_table(summary3, ["n_forget", "variant"], paper_col=pg.paper_label(3),
+                                               key_names={"n_forget": "|D_forget|", "variant": "DDL terms"}))
             """, "hide-input"),
         code("""
             grid = viz.bars_vs_paper(runs3, paper3, x="variant", order=[v.label for v in rows3],
@@ -316,21 +321,22 @@ def ablation() -> nbformat.NotebookNode:
                         avg_gap(summary3, labels3[key], labels3["instapg_only"], column))
             gaps_ours = report.gap(summary2, "h", labels2["adu"], labels2["ddl_only"])
             gaps_paper = report.gap(summary2, "h", labels2["adu"], labels2["ddl_only"], column="paper")
-            facts["abl_paper_both_vs_ddl"] = report.verdict(gaps_paper, sizes2)
-            facts["abl_ours_both_vs_ddl"] = report.verdict(gaps_ours, sizes2)
+            than_ddl = ("higher than with DDL alone", "lower than with DDL alone")
+            facts["abl_paper_both_vs_ddl"] = report.verdict(gaps_paper, sizes2, *than_ddl)
+            facts["abl_ours_both_vs_ddl"] = report.verdict(gaps_ours, sizes2, *than_ddl)
             for key, value in facts.items():
                 glue(key, value, display=False)
             """, "remove-cell"),
         md("""
             ## What the numbers say
 
-            **Table 2.** Relative to the Baseline, the mean change in H over $|D_\\text{forget}|$ is, in the paper
+            **Table 2.** Relative to the Baseline, the mean change in H over |D_forget| is, in the paper
             ({glue:text}`abl_ref2`): InstaPG alone {glue:text}`abl_paper_instapg_only`, DDL alone
             {glue:text}`abl_paper_ddl_only`, both {glue:text}`abl_paper_adu` points. In our runs
             ({glue:text}`abl_dataset`, {glue:text}`abl_n_runs` runs in all): InstaPG alone
             {glue:text}`abl_ours_instapg_only`, DDL alone {glue:text}`abl_ours_ddl_only`, both
-            {glue:text}`abl_ours_adu` points. Adding InstaPG to DDL gives an H that is, in the paper,
-            {glue:text}`abl_paper_both_vs_ddl` than DDL alone; in ours, {glue:text}`abl_ours_both_vs_ddl`.
+            {glue:text}`abl_ours_adu` points. With InstaPG added to DDL, H is, in the paper,
+            {glue:text}`abl_paper_both_vs_ddl`; in ours, {glue:text}`abl_ours_both_vs_ddl`.
 
             **Table 3.** Relative to InstaPG without DDL, the change in H is, in the paper ({glue:text}`abl_ref3`):
             MMD alone {glue:text}`abl3_paper_mmd_only`, CE alone {glue:text}`abl3_paper_ce_only`, both
@@ -387,7 +393,8 @@ def domain_accuracy() -> nbformat.NotebookNode:
             paper4 = paper4.assign(variant=paper4["method"].map(report.METHOD_NAMES))
             summary = report.summary_table(runs, paper4, keys=["variant"], metrics=("domain_acc", "domain_acc_head"))
             chance = 100.0 / len(pg.domains)
-            report.display_table(summary, ["variant"], paper_col=pg.paper_label(4), key_names={"variant": "method"})
+            report.styled(report.display_table(summary, ["variant"], paper_col=pg.paper_label(4),
+                                               key_names={"variant": "method"}))
             """, "hide-input"),
         code("""
             order = [report.METHOD_NAMES[m] for m in ("zeroshot", "baseline", "adu")]
@@ -461,7 +468,7 @@ def protocol() -> nbformat.NotebookNode:
             paper_dataset = "office_home"  # the dataset whose paper-tier configuration is listed
             methods = "all"  # methods whose own options are listed ("all" or a comma-separated list)
             ''', "parameters"),
-        md("### This execution"),
+        md("## This execution"),
         code("""
             print(report.session_banner(report.make_config(dataset, tier)))
             """, "hide-input"),
@@ -476,7 +483,7 @@ def protocol() -> nbformat.NotebookNode:
             glue("proto_n_fields", str(len(table)), display=False)
             glue("proto_n_choices", str(int((table["our choice [G]"] == "yes").sum())), display=False)
             glue("proto_n_reduced", str(int((table[f"{tier} differs"] == "yes").sum())), display=False)
-            table.set_index("field")
+            report.styled(table.set_index("field"))
             """, "hide-input"),
         md("""
             Of {glue:text}`proto_n_fields` fields, {glue:text}`proto_n_choices` are our choices where the paper is
@@ -506,7 +513,7 @@ def protocol() -> nbformat.NotebookNode:
             options = report.method_options_table()
             if methods != "all":
                 options = options[options["method"].isin(report.parse_list(methods))]
-            options.set_index(["method", "option"])
+            report.styled(options.set_index(["method", "option"]))
             """, "hide-input"),
         md("""
             ## Choices outside the configuration

@@ -13,8 +13,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from adu_core.data import get_dataset
-from adu_core.data import make_splits as ms
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without an install
+
+from adu_core.data import get_dataset  # noqa: E402
+from adu_core.data import make_splits as ms  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,7 @@ Recipe (every value is a field of :class:`PretrainConfig`, written to the model 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -211,10 +212,8 @@ def use_bf16(cfg: PretrainConfig, device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     flags = ""
-    try:
+    with contextlib.suppress(OSError):
         flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        pass
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
@@ -273,7 +272,7 @@ def train(cfg: PretrainConfig, images: torch.Tensor, labels: torch.Tensor, domai
     history: list[dict[str, float]] = []
     sums: dict[str, float] = {}
     n_sum = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     bar = tqdm(range(cfg.steps), desc="pretrain", disable=not progress, mininterval=5)
     log_every = max(1, min(50, cfg.steps // 20))
     for step in bar:
@@ -300,10 +299,12 @@ def train(cfg: PretrainConfig, images: torch.Tensor, labels: torch.Tensor, domai
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach())
         n_sum += 1
-        if (step + 1) % log_every == 0 or step + 1 == cfg.steps:
+        do_eval = eval_fn is not None and cfg.eval_every > 0 and (step + 1) % cfg.eval_every == 0
+        if (step + 1) % log_every == 0 or step + 1 == cfg.steps or do_eval:
             rec = {k: v / n_sum for k, v in sums.items()}
-            rec.update(step=step + 1, lr=lr, scale=float(scale.detach()), elapsed_s=time.perf_counter() - t0)
-            if eval_fn is not None and cfg.eval_every and ((step + 1) % cfg.eval_every == 0):
+            rec.update(step=step + 1, lr=lr, scale=float(scale.detach()), elapsed_s=time.perf_counter() - t0,
+                       cpu_s=time.process_time() - c0)
+            if do_eval:
                 model.eval()
                 rec.update(eval_fn(model))
                 model.train()

@@ -68,6 +68,15 @@ def test_wrong_checksum_is_a_clear_error_and_leaves_nothing(server, tmp_path):
     with pytest.raises(dl.ChecksumError, match=r"checksum mismatch for f\.bin.*expected 0{64}"):
         dl.download_url(url, tmp_path / "f.bin", sha256="0" * 64, backoff=0, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # neither f.bin nor f.bin.part
+    assert len(server.log) == 1  # a fresh, complete, wrong file is not fetched again
+
+
+def test_stale_partial_file_gets_one_clean_restart(server, tmp_path):
+    url = server.add("/big.bin", PAYLOAD)
+    (tmp_path / "big.bin.part").write_bytes(b"\x00" * 1000)  # bytes from some other file
+    dl.download_url(url, tmp_path / "big.bin", sha256=sha(PAYLOAD), backoff=0, progress=False)
+    assert (tmp_path / "big.bin").read_bytes() == PAYLOAD
+    assert [r for _, r in server.log] == ["bytes=1000-", None]
 
 
 def test_wrong_size_is_a_checksum_error(server, tmp_path):

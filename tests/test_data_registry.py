@@ -74,6 +74,8 @@ def test_imagenet_classnames_from_open_clip():
     ("pacs", ["Art Painting", "art", "sketch"], ("art_painting", "sketch")),
     ("imagenet", ["ImageNet", "sketch"], ("real", "sketch")),
     ("synthetic", ("photo", "painting"), ("photo", "painting")),
+    ("synthetic", ("photo,Sketch", "cartoon"), ("photo", "sketch", "cartoon")),
+    ("synthetic", ",", ()),
 ])
 def test_check_domains_normalises(name, given, want):
     assert get_dataset(name).check_domains(given) == want

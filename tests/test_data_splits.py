@@ -9,9 +9,8 @@ from collections import Counter
 
 import pytest
 
-from adu_core.data import DataError, FewShotShortfallWarning, get_dataset
+from adu_core.data import DataError, FewShotShortfallWarning, get_dataset, splits
 from adu_core.data import make_splits as ms
-from adu_core.data import splits
 from adu_core.data.base import Sample
 
 

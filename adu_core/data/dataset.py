@@ -55,7 +55,8 @@ class Dataset:
 
     def __repr__(self) -> str:
         where = f" at {self.dir}" if self.on_disk else ""
-        return f"<{type(self).__name__} {self.name!r}{where}: {len(self.domains)} domains, {len(self.classnames)} classes>"
+        return (f"<{type(self).__name__} {self.name!r}{where}: {len(self.domains)} domains, "
+                f"{len(self.classnames)} classes>")
 
     # --- locations ------------------------------------------------------------------------------------------------
     @property
@@ -196,11 +197,13 @@ class Dataset:
     def check_domains(self, names: str | Iterable[str]) -> tuple[str, ...]:
         """Canonical domain ids for user spellings ("Real World", "real-world", "real_world"); order kept, no repeats.
 
-        A string may hold several names separated by commas. Unknown names raise :class:`DataError` listing the
-        valid ones.
+        A string may hold several names separated by commas ("clipart,sketch"); empty parts are ignored. Unknown
+        names raise :class:`DataError` listing the valid ones.
         """
-        if isinstance(names, str):
-            names = [n for n in re.split(r"[,+]", names) if n.strip()]
+        items = [names] if isinstance(names, str) else list(names)
+        names = [part for item in items
+                 for part in (re.split(r"[,+]", item) if isinstance(item, str) else [item])
+                 if not isinstance(part, str) or part.strip()]
         lookup: dict[str, str] = {}
         for dom, text in zip(self.domains, self.domain_names, strict=True):
             lookup[canonical_id(text)] = dom

@@ -115,12 +115,19 @@ def _unreachable(err: urllib.error.URLError) -> bool:
 
 
 def _host(url: str) -> str:
+    if url.startswith("gdrive:"):
+        url = GDRIVE_ENDPOINT
     return urllib.parse.urlsplit(url).netloc or url
 
 
+def _human_url(url: str) -> str:
+    """What a person can open in a browser (a Drive id becomes its share link)."""
+    return f"https://drive.google.com/uc?id={url.split(':', 1)[1]}" if url.startswith("gdrive:") else url
+
+
 def _fetch_once(opener: urllib.request.OpenerDirector, url: str, part: Path, timeout: float, progress: bool,
-                desc: str) -> str:
-    """Append the rest of ``url`` to ``part`` (Range from its size). Returns the response's content type."""
+                desc: str) -> tuple[str, bool]:
+    """Append the rest of ``url`` to ``part`` (Range from its size). Returns (content type, resumed?)."""
     start = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": USER_AGENT}
     if start:
@@ -129,7 +136,7 @@ def _fetch_once(opener: urllib.request.OpenerDirector, url: str, part: Path, tim
         resp = opener.open(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as err:
         if err.code == 416 and start:  # nothing left to send: the part is already complete
-            return "application/octet-stream"
+            return "application/octet-stream", True
         raise
     with resp:
         status = getattr(resp, "status", 200)
@@ -148,7 +155,7 @@ def _fetch_once(opener: urllib.request.OpenerDirector, url: str, part: Path, tim
                 bar.update(len(block))
         if total is not None and part.stat().st_size < total:
             raise _Incomplete(f"{part.stat().st_size} of {total} bytes")
-        return resp.headers.get_content_type()
+        return resp.headers.get_content_type(), start > 0
 
 
 def _digests(path: Path) -> dict[str, str]:
@@ -197,25 +204,28 @@ def download_url(url: str, dest: str | os.PathLike[str], *, sha256: str | None =
     while True:
         try:
             real_url = _resolve_gdrive(opener, url, timeout) if url.startswith("gdrive:") else url
-            ctype = _fetch_once(opener, real_url, part, timeout, progress, dest.name)
+            # resumed: the .part now joins bytes of several requests (a stale or foreign start is possible)
+            ctype, resumed = _fetch_once(opener, real_url, part, timeout, progress, dest.name)
         except urllib.error.HTTPError as err:
             if err.code in (408, 429) or err.code >= 500:
                 problem: BaseException = err
             else:
-                raise DownloadError(f"cannot download {dest.name}: HTTP {err.code} {err.reason} from {url}") from None
+                raise DownloadError(f"cannot download {dest.name}: HTTP {err.code} {err.reason} from "
+                                    f"{_human_url(url)}") from None
         except urllib.error.URLError as err:
             if _unreachable(err):
                 raise DownloadError(f"cannot download {dest.name}: {_host(url)} is unreachable ({err.reason}); "
-                                    f"are you offline? Fetch {url} by hand into {dest.parent} and rerun") from None
+                                    f"are you offline? Fetch {_human_url(url)} by hand into {dest.parent} and "
+                                    "rerun") from None
             problem = err
         except _RETRYABLE as err:
             problem = err
         else:
             if ctype == "text/html" and not allow_html:
                 part.unlink(missing_ok=True)
-                raise DownloadError(f"cannot download {dest.name}: {url} answered with an HTML page instead of the "
-                                    "file (moved, login or quota page?); fetch it in a browser and put it at "
-                                    f"{dest}")
+                raise DownloadError(f"cannot download {dest.name}: {_human_url(url)} answered with an HTML page "
+                                    "instead of the file (moved, login or quota page?); fetch it in a browser and "
+                                    f"put it at {dest}")
             mismatch = _check(part, sha256, md5, size)
             if mismatch is None:
                 os.replace(part, dest)
@@ -223,20 +233,20 @@ def download_url(url: str, dest: str | os.PathLike[str], *, sha256: str | None =
             too_short = size is not None and part.stat().st_size < size
             if too_short and attempt < retries:
                 problem = _Incomplete(mismatch)
-            elif not restarted and part.stat().st_size and attempt < retries:
+            elif resumed and not restarted and attempt < retries:
                 # A resumed file can hold stale bytes from an older run: one clean restart before giving up.
                 part.unlink()
                 restarted = True
                 problem = _Incomplete(mismatch)
             else:
                 part.unlink(missing_ok=True)
-                raise ChecksumError(f"checksum mismatch for {dest.name} from {url}: {mismatch}. The partial file "
-                                    "was deleted; rerun to try again. If it repeats, the file on the server "
-                                    "changed: report it (do not use the file).")
+                raise ChecksumError(f"checksum mismatch for {dest.name} from {_human_url(url)}: {mismatch}. The "
+                                    "partial file was deleted; rerun to try again. If it repeats, the file on the "
+                                    "server changed: report it (do not use the file).")
         attempt += 1
         if attempt > retries:
-            raise DownloadError(f"cannot download {dest.name} from {url} after {retries + 1} tries: {problem}. "
-                                f"Rerun to resume ({part.name} keeps what arrived)") from None
+            raise DownloadError(f"cannot download {dest.name} from {_human_url(url)} after {retries + 1} tries: "
+                                f"{problem}. Rerun to resume ({part.name} keeps what arrived)") from None
         log.info("retrying %s after %s (try %d of %d)", url, problem, attempt + 1, retries + 1)
         time.sleep(backoff * 2 ** (attempt - 1))
 
@@ -320,7 +330,8 @@ def extract_archive(archive: str | os.PathLike[str], dest: str | os.PathLike[str
             raise ArchiveError(f"{archive} is neither a zip nor a tar archive (truncated or corrupt download). {hint}")
     except ArchiveError:
         raise
-    except (zipfile.BadZipFile, tarfile.TarError, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError) as err:
+    except (zipfile.BadZipFile, tarfile.TarError, zlib.error, lzma.LZMAError, EOFError, OSError,
+            ValueError) as err:
         raise ArchiveError(f"archive {archive} is corrupt ({type(err).__name__}: {err}). {hint}") from None
 
 

@@ -181,9 +181,9 @@ def read_checked(folder: Path, filename: str, index: dict) -> str:
     data = path.read_bytes()
     digest = sha256_bytes(data)
     if digest != entry["sha256"]:
-        raise DataError(f"committed split file {path} was modified: sha256 {digest[:12]}... != {entry['sha256'][:12]}..."
-                        f" recorded in {INDEX_NAME}. Restore it from git, or regenerate the folder with "
-                        "data_scripts/make_splits.py")
+        raise DataError(f"committed split file {path} was modified: sha256 {digest[:12]}... != "
+                        f"{entry['sha256'][:12]}... recorded in {INDEX_NAME}. Restore it from git, or regenerate "
+                        "the folder with data_scripts/make_splits.py")
     return data.decode()
 
 

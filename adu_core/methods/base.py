@@ -98,9 +98,11 @@ class Method(nn.Module):
         """L_memorize on kept-domain samples + L_forget on forgotten-domain samples."""
         from ..losses import forget_loss, memorize_loss
 
-        forget = torch.isin(domains, torch.tensor(self.env.forget_idx, device=domains.device))
-        mem = memorize_loss(logits[~forget], labels[~forget])
-        fgt = forget_loss(logits[forget])
+        # Masks, not boolean indexing: the selection sizes stay on the device (no host sync in the step).
+        forget_idx = torch.tensor(self.env.forget_idx, device=domains.device)
+        forget = (domains[:, None] == forget_idx).any(dim=1)
+        mem = memorize_loss(logits, labels, mask=~forget)
+        fgt = forget_loss(logits, mask=forget)
         return {"loss": mem + fgt, "memorize": mem.detach(), "forget": fgt.detach()}
 
 

@@ -34,7 +34,11 @@ class ADU(Method):
         self.domain_head = nn.Linear(self.encoder.output_dim, len(env.domains)) if cfg.ddl else None
 
     def forward(self, images: torch.Tensor) -> Outputs:
-        feats = normalized(self.encoder(images))
+        return self.heads(self.encoder(images))
+
+    def heads(self, embeddings: torch.Tensor) -> Outputs:
+        """Image embeddings (the encoder's output) -> outputs; the multi-run trainer calls it per run."""
+        feats = normalized(embeddings)
         dom = self.domain_head(feats) if self.domain_head is not None else None
         return Outputs(self.class_logits(feats), feats, dom)
 

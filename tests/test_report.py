@@ -1,0 +1,369 @@
+"""adu_core.report / adu_core.viz (the library behind the book) and the notebooks' structure.
+
+Run tests use the synthetic dataset and the smoke tier (a tiny random model: seconds per run); the runs are made
+once per module in a shared temporary results folder and reused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from adu_core import report
+from adu_core.config import field_names, make_config
+from adu_core.results import run_dir
+from adu_core.train import resolve_config
+
+REPO = Path(__file__).resolve().parents[1]
+BOOK = REPO / "book"
+NOTEBOOKS = ("main_results", "ablation", "domain_accuracy", "protocol")
+SETS = [("sketch",), ("photo", "sketch")]
+
+
+# --- pure helpers ----------------------------------------------------------------------------------------------------------
+def test_forget_sets_enumerates_all_combinations_never_all_domains():
+    doms = ("a", "b", "c", "d")
+    sets = report.forget_sets(doms)
+    assert len(sets) == 4 + 6 + 4
+    assert len(set(sets)) == len(sets)
+    assert all(0 < len(s) < len(doms) for s in sets)
+    assert sets[:4] == [("a",), ("b",), ("c",), ("d",)]
+    assert ("a", "b", "c") in sets and ("b", "d") in sets
+    assert report.forget_sets(doms, sizes=(4,)) == []  # forgetting every domain is never planned
+    assert report.forget_sets(("real", "sketch")) == [("real",), ("sketch",)]  # ImageNet: |D_forget| = 1 only
+    assert report.forget_sets(doms, sizes=(2,)) == [("a", "b"), ("a", "c"), ("a", "d"), ("b", "c"), ("b", "d"),
+                                                    ("c", "d")]
+    with pytest.raises(ValueError):
+        report.forget_sets(("a", "a", "b"))
+
+
+def test_parse_forget_sets():
+    doms = ("photo", "sketch", "cartoon", "painting")
+    assert report.parse_forget_sets("all", doms, (1,)) == [("photo",), ("sketch",), ("cartoon",), ("painting",)]
+    assert report.parse_forget_sets("sketch;sketch+photo", doms) == [("sketch",), ("photo", "sketch")]
+    assert report.parse_forget_sets([["cartoon"], ["painting", "photo"]], doms) == [("cartoon",),
+                                                                                     ("photo", "painting")]
+    with pytest.raises(ValueError, match="unknown"):
+        report.parse_forget_sets("dog", doms)
+    with pytest.raises(ValueError, match="1 to 3"):
+        report.parse_forget_sets("photo+sketch+cartoon+painting", doms)
+
+
+def test_seeds_and_ints():
+    assert report.resolve_seeds(None, "paper") == (1, 2, 3)
+    assert report.resolve_seeds(2, "paper") == (1, 2)
+    assert report.resolve_seeds("1,3", "testbed") == (1, 3)
+    assert report.resolve_seeds([4], "smoke") == (4,)
+    assert report.parse_ints("1,2,3") == (1, 2, 3) and report.parse_ints(2) == (2,)
+    assert report.parse_list("a, b,,c") == ["a", "b", "c"]
+
+
+def test_budget(monkeypatch):
+    monkeypatch.delenv(report.BUDGET_ENV, raising=False)
+    assert report.resolve_budget(None, "paper") == -1
+    assert report.resolve_budget(None, "testbed") == 0
+    assert report.resolve_budget(None, "smoke") == -1
+    assert report.resolve_budget(None, "testbed", force=True) == -1
+    assert report.resolve_budget(5, "testbed") == 5
+    monkeypatch.setenv(report.BUDGET_ENV, "3")
+    assert report.resolve_budget(None, "paper") == 3
+    assert report.resolve_budget(-1, "paper") == -1  # the parameter wins over the environment
+    monkeypatch.setenv(report.BUDGET_ENV, "many")
+    with pytest.raises(ValueError, match=report.BUDGET_ENV):
+        report.resolve_budget(None, "paper")
+
+
+def test_analogous_domain():
+    assert report.analogous_domain(("art_painting", "cartoon", "photo", "sketch")) == "art_painting"
+    assert report.analogous_domain(("art", "clipart", "product", "real_world")) == "art"
+    assert report.analogous_domain(("photo", "sketch", "cartoon", "painting")) == "painting"
+    assert report.analogous_domain(("x", "y")) == "x"
+
+
+def test_paper_reference_and_variants():
+    paper = report.load_paper_numbers()
+    assert report.paper_reference("office_home", paper, 1) == "office_home"
+    assert report.paper_reference("pacs", paper, 1) == "mini_domainnet"
+    assert report.paper_reference("pacs", paper, 3) == "office_home"
+    assert report.paper_reference("mini_domainnet", paper, 4) == "office_home"
+    t2 = report.paper_for_variants(paper, 2, "office_home", report.TABLE2_VARIANTS)
+    assert t2.groupby("variant").size().to_dict() == {v.label: 9 for v in report.TABLE2_VARIANTS}
+    base = t2[(t2["variant"] == report.TABLE2_VARIANTS[0].label) & (t2["n_forget"] == 1) & (t2["metric"] == "h")]
+    assert base["value"].tolist() == [52.59]
+    t3 = report.paper_for_variants(paper, 3, "office_home", report.TABLE3_VARIANTS)
+    mmd = t3[(t3["variant"] == "MMD only") & (t3["metric"] == "h")]
+    assert mmd["value"].tolist() == [68.62]
+    assert [v.key for v in report.select_variants(report.TABLE2_VARIANTS, "adu,baseline")] == ["baseline", "adu"]
+    with pytest.raises(ValueError):
+        report.select_variants(report.TABLE2_VARIANTS, "nope")
+
+
+def test_summary_table_averages_per_run_h():
+    runs = pd.DataFrame({
+        "n_forget": [1, 1, 1, 2],
+        "variant": ["ADU", "ADU", "Baseline", "ADU"],
+        "h": [60.0, 70.0, 50.0, 80.0],
+        "mem": [80.0, 60.0, 90.0, 80.0],
+        "for": [48.0, 84.0, 34.6, 80.0],
+    })
+    paper = pd.DataFrame({
+        "n_forget": [1, 1, 1, 3],
+        "variant": ["ADU", "ADU", "LP++", "ADU"],
+        "metric": ["h", "mem", "h", "h"],
+        "value": [69.96, 77.93, 30.46, 75.89],
+    })
+    s = report.summary_table(runs, paper, keys=["n_forget", "variant"])
+    row = s[(s["n_forget"] == 1) & (s["variant"] == "ADU") & (s["metric"] == "h")].iloc[0]
+    assert row["mean"] == pytest.approx(65.0)  # the mean of per-run H, not H(mean Mem, mean For)
+    assert row["std"] == pytest.approx(math.sqrt(50.0))
+    assert row["n"] == 2 and row["paper"] == pytest.approx(69.96)
+    assert row["diff"] == pytest.approx(65.0 - 69.96)
+    assert row["ours"] == "65.00 ± 7.07"
+    only_paper = s[(s["variant"] == "LP++") & (s["metric"] == "h")].iloc[0]
+    assert only_paper["n"] == 0 and pd.isna(only_paper["mean"]) and only_paper["ours"] == "–"
+    single = s[(s["n_forget"] == 2) & (s["metric"] == "h")].iloc[0]
+    assert single["n"] == 1 and pd.isna(single["std"]) and single["ours"] == "80.00" and pd.isna(single["paper"])
+    # rows keep the paper's order, then ours-only rows, and metrics in the asked order
+    assert list(s["metric"][:3]) == ["h", "mem", "for"]
+    assert list(dict.fromkeys(s["n_forget"])) == [1, 3, 2]
+    wide = report.display_table(s, ["n_forget", "variant"])
+    assert ("H", "paper") in wide.columns and ("", "n") in wide.columns
+    assert wide.loc[(1, "ADU"), ("H", "ours (mean ± std)")] == "65.00 ± 7.07"
+    assert wide.loc[(1, "ADU"), ("H", "ours − paper")] == "-4.96"
+    assert wide.loc[(1, "LP++"), ("", "n")] == 0
+
+
+def test_summary_table_without_runs():
+    paper = report.load_paper_numbers()
+    p1 = paper[(paper["table"] == 1) & (paper["dataset"] == "office_home")].assign(
+        variant=lambda d: d["method"].map(report.METHOD_NAMES))
+    empty = pd.DataFrame(columns=report.RUN_COLUMNS)
+    s = report.summary_table(empty, p1, keys=["n_forget", "variant"])
+    assert len(s) == len(p1) and (s["n"] == 0).all() and s["mean"].isna().all()
+
+
+def test_verdict_and_gap():
+    s = pd.DataFrame({"n_forget": [1, 1, 2, 2], "variant": ["A", "B", "A", "B"], "metric": "h",
+                      "mean": [70.0, 60.0, 50.0, 55.0], "paper": [1.0, 0.0, 1.0, 0.0]})
+    g = report.gap(s, "h", "A", "B")
+    assert g == {1: pytest.approx(10.0), 2: pytest.approx(-5.0)}
+    assert report.verdict(g, [1, 2]) == "higher at |D_forget| = 1 but lower at 2"
+    assert report.verdict({1: 1.0}, [1, 2]).endswith("(only |D_forget| = 1 have runs)")
+    assert report.verdict({}, [1]) == "not measurable yet (no runs)"
+    assert report.verdict(report.gap(s, "h", "A", "B", column="paper"), [1, 2]) == "higher at every |D_forget| (1, 2)"
+    assert report.fmt(float("nan")) == "n/a" and report.fmt(1.234) == "1.23" and report.signed(2.0) == "+2.00"
+
+
+def test_protocol_table_lists_every_field():
+    table = report.protocol_table()
+    assert table["field"].tolist() == field_names()
+    g = table.set_index("field")
+    assert g.loc["gamma", "paper"].startswith("30")
+    assert g.loc["epochs", "testbed differs"] == "yes"
+    assert g.loc["batch_size", "our choice [G]"] == "yes"
+    assert g.loc["gamma", "our choice [G]"] == ""
+    assert not g["testbed tier"].str.contains(str(REPO) + os.sep, regex=False).any()
+    opts = report.method_options_table()
+    assert {"adu", "zeroshot"} <= set(opts["method"])
+
+
+# --- runs ------------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """4 smoke runs (baseline, adu) x (sketch, photo+sketch), made in two budgeted calls; returns (root, statuses)."""
+    os.environ.pop(report.BUDGET_ENV, None)
+    root = tmp_path_factory.mktemp("results") / "smoke"
+    plan = report.plan_runs("synthetic", "smoke", report.method_variants(["baseline", "adu"]), SETS, (1,),
+                            labels={"table": 1})
+    first = report.ensure_runs(plan, root, progress=False, max_new_runs=1)
+    plan = report.plan_runs("synthetic", "smoke", report.method_variants(["baseline", "adu"]), SETS, (1,),
+                            labels={"table": 1})
+    second = report.ensure_runs(plan, root, progress=False, max_new_runs=-1)
+    return root, first, second
+
+
+def test_budget_limits_new_runs(results):
+    _, first, second = results
+    assert (first.trained, first.existed, len(first.missing)) == (1, 0, 3)
+    assert len(first.runs) == 1
+    msg = first.message("main_results", {"dataset": "synthetic", "tier": "smoke"})
+    assert "**1 of 4 runs**" in msg and "3 runs are missing" in msg
+    assert "papermill book/main_results.ipynb out.ipynb -p dataset synthetic -p tier smoke -p max_new_runs -1" in msg
+    assert (second.trained, second.existed, len(second.missing)) == (3, 1, 0)
+    assert "Nothing is missing" in second.message("main_results")
+
+
+def test_runs_use_the_cli_layout_and_are_not_redone(results):
+    root, _, second = results
+    runs = second.runs
+    assert len(runs) == 4 and set(runs["variant"]) == {"Baseline", "ADU"}
+    assert set(runs["table"]) == {1} and sorted(runs["n_forget"]) == [1, 1, 2, 2]
+    cfg = resolve_config(make_config("synthetic", "smoke", method="adu", forget=("sketch",), seed=1))
+    path = run_dir(root, cfg) / "run.json"
+    assert str(path) in set(runs["path"])
+    run = json.loads(path.read_text())
+    row = runs[runs["path"] == str(path)].iloc[0]
+    assert row["h"] == pytest.approx(run["metrics"]["h"]) and row["device"] == "cpu"
+    mtime = path.stat().st_mtime_ns
+    plan = report.plan_runs("synthetic", "smoke", report.method_variants(["adu"]), [("sketch",)], (1,))
+    again = report.ensure_runs(plan, root, progress=False)
+    assert (again.trained, again.existed) == (0, 1) and path.stat().st_mtime_ns == mtime
+
+
+def test_force_reruns(results):
+    root, _, _ = results
+    plan = report.plan_runs("synthetic", "smoke", report.method_variants(["baseline"]), [("sketch",)], (1,))
+    path = Path(report.ensure_runs(plan, root, progress=False).runs["path"].iloc[0])
+    before = json.loads(path.read_text())["provenance"]["finished_at"]
+    mtime = path.stat().st_mtime_ns
+    forced = report.ensure_runs(plan, root, force=True, progress=False, max_new_runs=-1)
+    assert forced.trained == 1 and path.stat().st_mtime_ns != mtime
+    assert json.loads(path.read_text())["provenance"]["finished_at"] >= before
+
+
+def test_shared_runs_are_trained_once_and_shown_in_each_table(results):
+    root, _, _ = results
+    # Table 2's baseline row and a method row of Table 1 are the same run (and so are ADU's rows)
+    plan = (report.plan_runs("synthetic", "smoke", [report.TABLE2_VARIANTS[0], report.TABLE2_VARIANTS[3]],
+                             [("sketch",)], (1,), labels={"table": 2})
+            + report.plan_runs("synthetic", "smoke", report.method_variants(["baseline", "adu"]), [("sketch",)],
+                               (1,), labels={"table": 1}))
+    status = report.ensure_runs(plan, root, progress=False, max_new_runs=0)
+    assert status.trained == 0 and status.existed == 2 and not status.missing
+    assert len(status.runs) == 4 and status.runs["path"].nunique() == 2
+    assert "**2 of 2 runs**" in status.message()
+
+
+def test_overrides_get_their_own_runs(results, tmp_path):
+    root, _, _ = results
+    cfg_a = report.plan_runs("synthetic", "smoke", [report.TABLE2_VARIANTS[1]], [("sketch",)], (1,))[0].cfg
+    cfg_b = report.plan_runs("synthetic", "smoke", report.method_variants(["adu"]), [("sketch",)], (1,))[0].cfg
+    assert cfg_a.ddl is False and cfg_b.ddl is True
+    assert run_dir(root, cfg_a) != run_dir(root, cfg_b)
+    cfg_c = report.plan_runs("synthetic", "smoke", report.method_variants(["adu"]), [("sketch",)], (1,),
+                             epochs=1)[0].cfg
+    assert cfg_c.epochs == 1 and run_dir(root, cfg_c) != run_dir(root, cfg_b)
+
+
+def test_missing_weights_are_reported_not_run(tmp_path):
+    plan = report.plan_runs("synthetic", "smoke", report.method_variants(["adu"]), [("sketch",)], (1,),
+                            pretrained=str(tmp_path / "absent.pt"))
+    status = report.ensure_runs(plan, tmp_path / "res", progress=False, max_new_runs=-1)
+    assert status.trained == 0 and len(status.missing) == 1 and len(status.runs) == 0
+    assert list(status.runs.columns) == report.RUN_COLUMNS
+    (reason,) = status.blocked
+    assert "absent.pt" in reason and "does not exist" in reason
+    assert "cannot run on this machine" in status.message("x")
+    assert "none yet" in report.provenance_banner(status)
+    assert "MISSING" in report.session_banner(plan[0].cfg)
+
+
+def test_provenance_banners(results):
+    _, _, second = results
+    text = report.provenance_banner(second)
+    assert "Runs shown: 4 run.json files" in text
+    assert "cpu (4 runs)" in text and "adu-tiny (4 runs)" in text
+    data_sha = json.loads(Path(second.runs["path"].iloc[0]).read_text())["provenance"]["data_sha256"]
+    assert data_sha[:12] in text
+    session = report.session_banner(make_config("synthetic", "smoke"))
+    assert "Device: cpu" in session and "Code: adu-core" in session and data_sha in session
+
+
+def test_page_resolves_parameters(tmp_path, monkeypatch):
+    monkeypatch.delenv(report.BUDGET_ENV, raising=False)
+    pg = report.page("main_results", "synthetic", "smoke", seeds=2, epochs=1, results_root=tmp_path)
+    assert pg.seeds == (1, 2) and pg.overrides == {"epochs": 1} and pg.budget == -1
+    assert pg.results_root == tmp_path.resolve()
+    assert pg.command_params["epochs"] == 1 and pg.reference(1) == "mini_domainnet"
+    assert pg.paper_label(1) == "paper (Mini DomainNet)"
+    assert len(pg.forget("all", "1,2,3")) == 14 and pg.forget("Sketch", 1) == [("sketch",)]
+    run, missing = pg.methods("all", ["adu", "no-such-method"])
+    assert run == ["adu"] and missing == ["no-such-method"]
+    tb = report.page("main_results", "pacs", "testbed")
+    assert tb.budget == 0 and tb.results_root.name == "testbed"
+
+
+def test_bars_vs_paper(results):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from adu_core import viz
+
+    _, _, second = results
+    paper = report.load_paper_numbers()
+    p1 = paper[(paper["table"] == 1) & (paper["dataset"] == "mini_domainnet") & (paper["n_forget"] <= 2)]
+    p1 = p1.assign(variant=p1["method"].map(report.METHOD_NAMES))
+    grid = viz.bars_vs_paper(second.runs, p1, x="variant", row="n_forget", paper_label="paper (MDN)")
+    assert grid.axes.shape == (2, 3)
+    ax = grid.axes[0, 0]
+    assert ax.get_title() == "H · |D_forget| = 1"
+    hatched = [p for p in ax.patches if p.get_hatch()]
+    assert len(hatched) == 5  # the paper's five methods; ours are not hatched
+    assert len([p for p in ax.patches if not p.get_hatch() and p.get_height() > 0]) == 2  # ours: Baseline, ADU
+    empty = viz.bars_vs_paper(second.runs.iloc[0:0], p1, x="variant", row="n_forget")
+    assert empty.axes.shape == (2, 3)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+# --- the notebooks ---------------------------------------------------------------------------------------------------------
+def test_notebooks_are_generated_from_the_script():
+    proc = subprocess.run([sys.executable, str(BOOK / "_build_notebooks.py"), "--check"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_structure(name):
+    nb = nbformat.read(BOOK / f"{name}.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "hide-cell" in code[0].metadata.get("tags", [])
+    setup = (BOOK / "_setup_cell.py").read_text()
+    assert code[0].source in setup and "pip" in code[0].source
+    params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1
+    ns: dict = {}
+    exec(params[0].source, ns)
+    assert ns["dataset"] == "pacs" and ns["tier"] == "testbed"
+    if name != "protocol":
+        for p in ("methods", "seeds", "forget_sets", "epochs", "backbone", "pretrained", "device", "results_root",
+                  "force", "max_new_runs"):
+            assert p in ns, p
+        assert ns["max_new_runs"] is None and ns["force"] is False
+    assert all(not c.get("outputs") for c in code), "notebooks are committed without outputs"
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "{glue:text}" in text
+    # the pages never locate files through the working directory
+    src = "\n".join(c.source for c in code)
+    assert "os.getcwd" not in src and "Path.cwd" not in src and "../" not in src
+
+
+@pytest.mark.slow
+def test_papermill_from_book_folder(results, tmp_path):
+    """`cd book && papermill main_results.ipynb ...` with the smoke tier finds the project and reuses the runs."""
+    root, _, _ = results
+    out = tmp_path / "out.ipynb"
+    env = {**os.environ, "ADU_RESULTS_DIR": str(root.parent)}
+    cmd = [sys.executable, "-m", "papermill", "main_results.ipynb", str(out), "-p", "dataset", "synthetic", "-p",
+           "tier", "smoke", "-p", "forget_sets", "sketch;photo+sketch", "-p", "methods", "baseline,adu",
+           "-p", "max_new_runs", "0", "--no-progress-bar"]
+    proc = subprocess.run(cmd, cwd=BOOK, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    nb = nbformat.read(out, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = json.dumps(outputs)
+    assert "4 of 4 runs" in text and "Nothing is missing" in text
+    glued = {o["metadata"]["scrapbook"]["name"]: v for o in outputs if "scrapbook" in o.get("metadata", {})
+             for k, v in o["data"].items() if k.endswith("text/plain")}
+    assert glued["main_n_runs"] == "'4'"
+    assert glued["main_verdict"] != "'not measurable yet (no runs)'"
