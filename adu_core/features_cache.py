@@ -89,7 +89,7 @@ def cached_features(clip: torch.nn.Module, images: torch.Tensor, mean: Sequence[
         "format": FORMAT, "weights": weights_identity(clip), "images": tensor_digest(images),
         "mean": [float(m) for m in mean], "std": [float(s) for s in std], "views": int(views),
         "crop_scale": [float(c) for c in crop_scale], "seed": int(seed), "autocast": str(autocast_dtype),
-        "device": device.type, "torch": torch.__version__, "open_clip": open_clip.__version__,
+        "device": device.type, "torch": str(torch.__version__), "open_clip": str(open_clip.__version__),
     }
     key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:32]
     path = features_dir(cache_dir) / f"{key}.pt"

@@ -48,6 +48,7 @@ __all__ = [
     "Variant",
     "analogous_domain",
     "display_table",
+    "ensure_data",
     "ensure_runs",
     "fmt",
     "forget_sets",
@@ -111,11 +112,20 @@ def load_paper_numbers(path: str | os.PathLike | None = None) -> pd.DataFrame:
 
     ``value`` is the number as printed (float); ``flag`` names a known inconsistency (empty when none).
     """
-    path = Path(path) if path is not None else paper_numbers_path()
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: the paper's numbers live in book/paper_numbers.csv of the "
-                                "repository (clone it, or set ADU_PROJECT_ROOT to a clone)")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    explicit = path is not None
+    path = Path(path) if explicit else paper_numbers_path()
+    if path.is_file():
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    else:
+        url = None if explicit else _installed_repo_file("book/paper_numbers.csv")
+        if url is None:
+            raise FileNotFoundError(f"{path} is missing: the paper's numbers live in book/paper_numbers.csv of the "
+                                    "repository (clone it, or set ADU_PROJECT_ROOT to a clone)")
+        import io
+        import urllib.request
+
+        with urllib.request.urlopen(url, timeout=30) as response:  # a pip install from git (Colab): same commit
+            df = pd.read_csv(io.StringIO(response.read().decode()), dtype=str, keep_default_na=False)
     missing = set(PAPER_CSV_COLUMNS) - set(df.columns)
     if missing:
         raise ValueError(f"{path} lacks columns {sorted(missing)}")
@@ -125,6 +135,23 @@ def load_paper_numbers(path: str | os.PathLike | None = None) -> pd.DataFrame:
     for col in SWITCHES:
         df[col] = df[col].map({"true": True, "false": False, "": pd.NA}).astype("boolean")
     return df
+
+
+def _installed_repo_file(relpath: str) -> str | None:
+    """The raw URL of ``relpath`` at the commit that pip installed adu-core from, for an install from a GitHub
+    repository (PEP 610 ``direct_url.json``), e.g. the set-up cell on Colab; None otherwise."""
+    from importlib import metadata
+
+    try:
+        info = json.loads(metadata.distribution("adu-core").read_text("direct_url.json") or "{}")
+    except (metadata.PackageNotFoundError, json.JSONDecodeError):
+        return None
+    url, commit = info.get("url", ""), (info.get("vcs_info") or {}).get("commit_id")
+    prefix = "https://github.com/"
+    if not commit or not url.startswith(prefix):
+        return None
+    repo = url[len(prefix):].removesuffix(".git").strip("/")
+    return f"https://raw.githubusercontent.com/{repo}/{commit}/{relpath}"
 
 
 def paper_reference(dataset: str, paper: pd.DataFrame, table: int) -> str:
@@ -401,14 +428,30 @@ def _short(path: Path) -> str:
         return str(path)
 
 
+def ensure_data(datasets: Iterable[tuple[str, str | None]], progress: bool = True) -> None:
+    """Download every (dataset, data_root) whose folder is missing (``adu data download NAME``), before training."""
+    from .data import get_dataset as _get
+    from .data.download import download_dataset
+
+    for name, root in sorted(datasets, key=str):
+        ds = _get(name, root=root)
+        if getattr(ds, "on_disk", False) and not ds.dir.is_dir():
+            print(f"{name}: {ds.dir} is missing, downloading it (adu data download {name})")
+            download_dataset(ds, progress=progress)
+
+
 def ensure_runs(plan: Sequence[PlannedRun | RunConfig], results_root: str | os.PathLike, force: bool = False,
-                progress: bool = True, max_new_runs: int = -1) -> RunStatus:
+                progress: bool = True, max_new_runs: int = -1, download: bool = True,
+                group_size: int = 1) -> RunStatus:
     """Train the planned runs whose ``run.json`` is missing (all of them when ``force``), at most ``max_new_runs``
-    (-1 = no limit), with one progress bar over runs; then read every planned run that exists.
+    (-1 = no limit), with one progress bar over runs; then read every planned run that exists. Datasets whose
+    folder is missing are downloaded first (``download``), only when there is something to train.
 
     A run is found at :func:`adu_core.results.run_dir` under ``results_root`` (the CLI's layout), so runs made with
     ``adu run`` are reused. Runs whose local weights file is missing are not attempted and are reported in
-    ``RunStatus.blocked``. An interrupted run resumes from its epoch checkpoint on the next call.
+    ``RunStatus.blocked``. An interrupted run resumes from its epoch checkpoint on the next call. ``group_size`` > 1
+    trains up to that many compatible runs together in one pass over the frozen backbone
+    (:func:`adu_core.multirun.run_grid`: same results, much faster on a GPU).
     """
     from .results import run_dir
     from .train import run_experiment
@@ -434,7 +477,14 @@ def ensure_runs(plan: Sequence[PlannedRun | RunConfig], results_root: str | os.P
     if max_new_runs >= 0:
         runnable = runnable[:max_new_runs]
     trained = 0
-    if runnable:
+    if runnable and download:
+        ensure_data({(unique[p].cfg.dataset, unique[p].cfg.data_root) for p in runnable}, progress=progress)
+    if runnable and group_size > 1:
+        from .multirun import run_grid
+
+        run_grid([unique[p].cfg for p in runnable], runnable, max_runs=group_size, force=force, progress=progress)
+        trained = len(runnable)
+    elif runnable:
         from tqdm.auto import tqdm
 
         bar = tqdm(runnable, desc="runs", unit="run", disable=not progress)
@@ -531,8 +581,8 @@ def _mean_std(mean: float, std: float, n: int, digits: int) -> str:
 
 def display_table(summary: pd.DataFrame, keys: Sequence[str], paper_col: str = "paper",
                   key_names: Mapping[str, str] | None = None, digits: int = 2) -> pd.DataFrame:
-    """The summary as a wide, formatted table: per metric the paper's value, ours (mean ± std) and ours − paper;
-    then n (runs averaged). Missing values show as "–"."""
+    """The summary as a wide, formatted table: per metric the paper's value, ours ("mean ± std") and Δ = ours −
+    paper; then n (runs averaged). Missing values show as "–"."""
     keys = list(keys)
     metrics = list(dict.fromkeys(summary["metric"]))
     blocks = {}
@@ -540,8 +590,8 @@ def display_table(summary: pd.DataFrame, keys: Sequence[str], paper_col: str = "
         part = summary[summary["metric"] == m].set_index(keys)
         name = METRIC_NAMES.get(m, m)
         blocks[(name, paper_col)] = part["paper"].map(lambda x: "–" if pd.isna(x) else f"{x:.{digits}f}")
-        blocks[(name, "ours (mean ± std)")] = part["ours"]
-        blocks[(name, "ours − paper")] = part["diff"].map(lambda x: "–" if pd.isna(x) else f"{x:+.{digits}f}")
+        blocks[(name, "ours")] = part["ours"]
+        blocks[(name, "Δ")] = part["diff"].map(lambda x: "–" if pd.isna(x) else f"{x:+.{digits}f}")
     wide = pd.DataFrame(blocks)
     n = summary.groupby(keys, sort=False)["n"].max()
     wide[("", "n")] = n.reindex(wide.index).fillna(0).astype(int)
@@ -598,7 +648,14 @@ def session_banner(cfg: RunConfig | None = None) -> str:
     if cfg is not None:
         lines.append(f"Weights: {_weights_text(cfg)}")
         lines.append(f"Data: {_data_text(cfg)}")
-    return "\n".join(lines)
+    return "\n".join(_wrap(line) for line in lines)
+
+
+def _wrap(line: str, width: int = 88) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(line, width, subsequent_indent="    ", break_on_hyphens=False,
+                                   break_long_words=True))
 
 
 def _weights_text(cfg: RunConfig) -> str:
@@ -768,6 +825,7 @@ class Page:
     command_params: dict[str, Any]
     domains: tuple[str, ...] = ()
     domain_names: tuple[str, ...] = ()
+    group_size: int = 1
     _dataset: Any = None
 
     @property
@@ -790,13 +848,23 @@ class Page:
         return plan_runs(self.dataset, self.tier, variants, forget, self.seeds, labels=labels, **self.overrides)
 
     def ensure(self, plan: Sequence[PlannedRun], progress: bool = True) -> RunStatus:
-        return ensure_runs(plan, self.results_root, force=self.force, progress=progress, max_new_runs=self.budget)
+        return ensure_runs(plan, self.results_root, force=self.force, progress=progress, max_new_runs=self.budget,
+                           group_size=self.group_size)
 
     def reference(self, table: int) -> str:
         return self.paper_dataset or paper_reference(self.dataset, self.paper, table)
 
     def paper_label(self, table: int) -> str:
         return paper_label(self.dataset, self.reference(table))
+
+    def paper_note(self, table: int) -> str:
+        """A Markdown line naming the paper's dataset beside ours, and the setting of ours."""
+        ref, ours = self.reference(table), DATASET_NAMES.get(self.dataset, self.dataset)
+        name = DATASET_NAMES.get(ref, ref)
+        if ref == self.dataset:
+            return f"The paper's column and ours are both **{name}** (ours: `{self.tier}` tier)."
+        return (f"The paper's column is **{name}**; ours is **{ours}** (`{self.tier}` tier), which the paper's "
+                f"Table {table} does not have, so Δ compares two settings rather than measuring a reproduction gap.")
 
     def session_cfg(self, method: str = "adu") -> RunConfig:
         return make_config(self.dataset, self.tier, **{**self.overrides, "method": method})
@@ -805,15 +873,15 @@ class Page:
         where = _short(self.results_root)
         budget = "all missing runs" if self.budget < 0 else f"at most {self.budget} missing run(s)"
         over = ", ".join(f"{k}={v}" for k, v in self.overrides.items()) or "none"
-        return (f"Page {self.name}: dataset {self.dataset}, tier {self.tier}, seeds {list(self.seeds)}, "
-                f"overrides of the tier's defaults: {over}; results under {where}; this execution trains {budget}"
-                f"{' (force: existing runs are redone)' if self.force else ''}.")
+        return _wrap(f"Page {self.name}: dataset {self.dataset}, tier {self.tier}, seeds {list(self.seeds)}, "
+                     f"overrides of the tier's defaults: {over}; results under {where}; this execution trains "
+                     f"{budget}{' (force: existing runs are redone)' if self.force else ''}.")
 
 
 def page(name: str, dataset: str, tier: str, seeds: Any = None, epochs: int | None = None,
          backbone: str | None = None, pretrained: str | None = None, device: str | None = "auto",
          results_root: str | os.PathLike | None = None, force: bool = False, max_new_runs: int | None = None,
-         paper_dataset: str | None = None) -> Page:
+         paper_dataset: str | None = None, group_size: int = 1) -> Page:
     """Resolve a notebook's common parameters (``None`` = the tier's default) into a :class:`Page`."""
     from .config import TIERS
     from .data import get_dataset
@@ -833,10 +901,15 @@ def page(name: str, dataset: str, tier: str, seeds: Any = None, epochs: int | No
     return Page(name=name, dataset=dataset, tier=tier, seeds=resolve_seeds(seeds, tier), overrides=overrides,
                 results_root=root, force=bool(force), budget=resolve_budget(max_new_runs, tier, bool(force)),
                 paper=load_paper_numbers(), paper_dataset=paper_dataset, command_params=cmd,
-                domains=tuple(ds.domains), domain_names=tuple(ds.domain_names), _dataset=ds)
+                domains=tuple(ds.domains), domain_names=tuple(ds.domain_names), group_size=max(1, int(group_size)),
+                _dataset=ds)
 
 
-def styled(df: pd.DataFrame, font_size: str = "0.8em") -> Any:
-    """A wide table in a smaller font, so that it fits the book's text column (a pandas Styler)."""
-    props = [("font-size", font_size), ("padding", "2px 6px")]
-    return df.style.set_table_styles([{"selector": "th, td", "props": props}])
+def styled(df: pd.DataFrame, font_size: str = "0.8em", min_widths: Mapping[str, str] | None = None) -> Any:
+    """A wide table in a smaller font, so that it fits the book's text column (a pandas Styler); ``min_widths``
+    keeps long text columns readable (e.g. ``{"doc": "18em"}``)."""
+    props = [("font-size", font_size), ("padding", "2px 6px"), ("vertical-align", "top")]
+    sty = df.style.set_table_styles([{"selector": "th, td", "props": props}])
+    for column, width in (min_widths or {}).items():
+        sty = sty.set_properties(subset=[column], **{"min-width": width})
+    return sty

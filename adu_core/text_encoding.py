@@ -37,11 +37,24 @@ def eot_positions(clip: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"text pooling {pool!r} is not supported: only argmax/eos pooling reads one token's output")
 
 
+_CAUSAL: dict[int, tuple[torch.Tensor, int, bool]] = {}
+
+
 def is_causal(mask: torch.Tensor | None) -> bool:
+    """True for an additive causal mask (−inf above the diagonal, 0 elsewhere); remembered per mask tensor.
+
+    The cache holds the mask itself (so its id cannot be reused) and its version counter (so an in-place change
+    is seen).
+    """
     if mask is None or mask.dim() != 2 or mask.shape[0] != mask.shape[1]:
         return False
+    hit = _CAUSAL.get(id(mask))
+    if hit is not None and hit[0] is mask and hit[1] == mask._version:
+        return hit[2]
     upper = torch.triu(torch.ones_like(mask, dtype=torch.bool), diagonal=1)
-    return bool(torch.isinf(mask[upper]).all() and (mask[~upper] == 0).all())
+    causal = bool(torch.isinf(mask[upper]).all() and (mask[upper] < 0).all() and (mask[~upper] == 0).all())
+    _CAUSAL[id(mask)] = (mask, mask._version, causal)
+    return causal
 
 
 def encode_text_embeddings(clip: nn.Module, embeddings: torch.Tensor, eot: torch.Tensor,

@@ -82,21 +82,10 @@ def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, force: bool = Fal
     t0 = time.perf_counter()
     device = _device(cfg)
     ds, env = build_env(cfg, device)
-    clip, tokenizer, mean, std = env.clip, env.tokenizer, env.mean, env.std
-    train_samples = ds.few_shot(cfg.shots, cfg.seed)
+    clip = env.clip
+    data, train_samples, pseudo_report = build_train_data(cfg, ds, env, progress)
     test_samples = ev.test_subset(ds.samples("test"), cfg.max_test_per_domain)
-    train_imgs = cached_images(ds, train_samples, env.image_size, desc=f"decode few-shot k{cfg.shots}",
-                               progress=progress)
     test_imgs = cached_images(ds, test_samples, env.image_size, desc="decode test", progress=progress)
-    dom_index = {d: i for i, d in enumerate(ds.domains)}
-    true_domains = torch.tensor([dom_index[s.domain] for s in train_samples], device=device)
-    train_domains, pseudo_report = assign_domains(cfg, clip, tokenizer, train_imgs, true_domains, mean, std,
-                                                  ds.domain_names, ds.classnames, device)
-    data = TrainData(
-        images=_maybe_to(train_imgs, device),
-        labels=torch.tensor([s.label for s in train_samples], device=device),
-        domains=train_domains, true_domains=true_domains, mean=mean, std=std,
-    )
     torch.manual_seed(cfg.seed)
     try:
         method = get_method(cfg.method)(env).to(device)
@@ -148,6 +137,25 @@ def build_env(cfg: RunConfig, device: torch.device) -> tuple[Any, RunEnv]:
         image_size=int(clip.visual.image_size[0]),
     )
     return ds, env
+
+
+def build_train_data(cfg: RunConfig, ds, env: RunEnv, progress: bool = True) -> tuple[TrainData, list, dict]:
+    """A run's few-shot training set (decoded once; on the device when it fits), its samples and the pseudo-label
+    report. Shared by :func:`run_experiment` and the multi-run trainer (:mod:`adu_core.multirun`)."""
+    device = env.device
+    train_samples = ds.few_shot(cfg.shots, cfg.seed)
+    train_imgs = cached_images(ds, train_samples, env.image_size, desc=f"decode few-shot k{cfg.shots}",
+                               progress=progress)
+    dom_index = {d: i for i, d in enumerate(ds.domains)}
+    true_domains = torch.tensor([dom_index[s.domain] for s in train_samples], device=device)
+    train_domains, pseudo_report = assign_domains(cfg, env.clip, env.tokenizer, train_imgs, true_domains, env.mean,
+                                                  env.std, ds.domain_names, ds.classnames, device)
+    data = TrainData(
+        images=_maybe_to(train_imgs, device),
+        labels=torch.tensor([s.label for s in train_samples], device=device),
+        domains=train_domains, true_domains=true_domains, mean=env.mean, std=env.std,
+    )
+    return data, train_samples, pseudo_report
 
 
 def load_trained(run_dir: str | os.PathLike, device: str | None = None) -> tuple[Any, Any, dict]:

@@ -11,6 +11,7 @@ run / aggregate / table / plot cells, and a conclusion whose numbers are glued (
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from textwrap import dedent
@@ -60,10 +61,10 @@ PARAMETERS = '''
 # Parameters (papermill: `-p NAME VALUE`). None means "the tier's default"; lists may be given as "a,b,c".
 dataset = "pacs"  # registry name: pacs, synthetic (offline); office_home, mini_domainnet, imagenet (paper tier)
 tier = "testbed"  # paper | testbed | smoke: the preset that gives every None below its value
-methods = {methods!r}  # {methods_doc}
+methods = {methods}  # {methods_doc}
 seeds = None  # None: the tier's seeds (paper 3, testbed 1); N: seeds 1..N; "1,3": those seeds
-forget_sets = {forget_sets!r}  # {forget_doc}
-n_forget = {n_forget!r}  # |D_forget| sizes enumerated by forget_sets="all"
+forget_sets = {forget_sets}  # {forget_doc}
+n_forget = {n_forget}  # |D_forget| sizes to enumerate when forget_sets is "all"
 epochs = None  # training epochs (None: the tier's; paper 50)
 backbone = None  # open_clip architecture (None: the tier's; paper ViT-B-16)
 pretrained = None  # open_clip tag or checkpoint path (None: the tier's; paper "openai")
@@ -72,6 +73,7 @@ results_root = None  # folder of run.json files (None: results/<tier> in the pro
 force = False  # True: redo runs whose run.json exists
 max_new_runs = None  # missing runs this execution may train; -1: all; None: $ADU_MAX_NEW_RUNS, else the tier's default
 paper_dataset = None  # the paper's dataset shown beside ours (None: ours when the paper has it, else the closest)
+group_size = 1  # runs trained together in one pass over the frozen backbone (GPU: try 8); 1: one at a time
 {extra}
 '''
 
@@ -79,7 +81,8 @@ paper_dataset = None  # the paper's dataset shown beside ours (None: ours when t
 def parameters(methods: str, methods_doc: str, forget_sets: str = "all", n_forget: str = "1,2,3",
                forget_doc: str = '"all": every forget/keep combination; or "sketch;photo+sketch" (";" between sets)',
                extra: str = "") -> nbformat.NotebookNode:
-    src = PARAMETERS.format(methods=methods, methods_doc=methods_doc, forget_sets=forget_sets, n_forget=n_forget,
+    src = PARAMETERS.format(methods=json.dumps(methods), methods_doc=methods_doc, forget_sets=json.dumps(forget_sets),
+                            n_forget=json.dumps(n_forget),
                             forget_doc=forget_doc, extra=extra)
     return code(src, "parameters")
 
@@ -89,7 +92,7 @@ def provenance(name: str) -> nbformat.NotebookNode:
         # Provenance of this execution: code version, device, and the weights and data that new runs would use.
         pg = report.page({name!r}, dataset, tier, seeds=seeds, epochs=epochs, backbone=backbone, pretrained=pretrained,
                          device=device, results_root=results_root, force=force, max_new_runs=max_new_runs,
-                         paper_dataset=paper_dataset)
+                         paper_dataset=paper_dataset, group_size=group_size)
         print(report.session_banner(pg.session_cfg()))
         print(pg.describe())
         """, "hide-input")
@@ -149,21 +152,21 @@ def main_results() -> nbformat.NotebookNode:
         md("""
             ## The table
 
-            For each |D_forget| and method: the paper's value, ours as mean ± sample standard deviation
-            over runs (n runs: forget sets × seeds), and ours − paper. When our dataset is not one of the paper's,
-            the paper's column is its closest dataset (named in the column header): the difference then measures
-            the distance between two settings, not a reproduction error.
+            For each |D_forget| and method: the paper's value, **ours** as mean ± sample standard deviation over
+            runs, **Δ** = ours − paper, and **n**, the number of runs averaged (forget sets × seeds). When our
+            dataset is not one of the paper's, the paper's column shows its closest dataset, named above the table.
             """),
         code("""
             ref = pg.reference(1)
             paper1 = pg.paper[(pg.paper["table"] == 1) & (pg.paper["dataset"] == ref) & pg.paper["n_forget"].isin(sizes)]
             paper1 = paper1.assign(variant=paper1["method"].map(report.METHOD_NAMES))
             summary = report.summary_table(status.runs, paper1, keys=["n_forget", "variant"])
+            display(Markdown(pg.paper_note(1)))
             for note in paper1.loc[paper1["flag"] != "", "note"].unique():
                 display(Markdown(f"**Flag ({report.DATASET_NAMES.get(ref, ref)}):** {note}."))
-            report.styled(report.display_table(summary, ["n_forget", "variant"], paper_col=pg.paper_label(1),
+            report.styled(report.display_table(summary, ["n_forget", "variant"],
                                                key_names={"n_forget": "|D_forget|", "variant": "method"}))
-            """, "hide-input"),
+            """, "hide-input", "full-width"),
         md("Our H for every forget set (mean over seeds), for a closer look:"),
         code("""
             if len(status.runs):
@@ -266,18 +269,19 @@ def ablation() -> nbformat.NotebookNode:
         md("""
             ## Table 2: DDL × InstaPG
 
-            The paper's value, ours (mean ± sample standard deviation over n runs) and ours − paper.
+            The paper's value, ours (mean ± sample standard deviation over n runs) and Δ = ours − paper.
             """),
         code("""
             ref2 = pg.reference(2)
             paper2 = report.paper_for_variants(pg.paper, 2, ref2, rows2)
             paper2 = paper2[paper2["n_forget"].isin(sizes2)]
             summary2 = report.summary_table(runs2, paper2, keys=["n_forget", "variant"])
+            display(Markdown(pg.paper_note(2)))
             for note in paper2.loc[paper2["flag"] != "", "note"].unique():
                 display(Markdown(f"**Flag ({report.DATASET_NAMES.get(ref2, ref2)}):** {note}."))
-            report.styled(report.display_table(summary2, ["n_forget", "variant"], paper_col=pg.paper_label(2),
+            report.styled(report.display_table(summary2, ["n_forget", "variant"],
                                                key_names={"n_forget": "|D_forget|", "variant": "components"}))
-            """, "hide-input"),
+            """, "hide-input", "full-width"),
         code("""
             grid = viz.bars_vs_paper(runs2, paper2, x="variant", row="n_forget", order=[v.label for v in rows2],
                                      paper_label=pg.paper_label(2), xlabel="")
@@ -290,9 +294,10 @@ def ablation() -> nbformat.NotebookNode:
             ref3 = pg.reference(3)
             paper3 = report.paper_for_variants(pg.paper, 3, ref3, rows3)
             summary3 = report.summary_table(runs3, paper3, keys=["n_forget", "variant"])
-            report.styled(report.display_table(summary3, ["n_forget", "variant"], paper_col=pg.paper_label(3),
+            display(Markdown(pg.paper_note(3)))
+            report.styled(report.display_table(summary3, ["n_forget", "variant"],
                                                key_names={"n_forget": "|D_forget|", "variant": "DDL terms"}))
-            """, "hide-input"),
+            """, "hide-input", "full-width"),
         code("""
             grid = viz.bars_vs_paper(runs3, paper3, x="variant", order=[v.label for v in rows3],
                                      paper_label=pg.paper_label(3), xlabel="")
@@ -383,7 +388,7 @@ def domain_accuracy() -> nbformat.NotebookNode:
             ## The table
 
             The paper's value (Office-Home, Art forgotten), ours (mean ± sample standard deviation over n runs) and
-            ours − paper. The head exists only for methods trained with DDL.
+            Δ = ours − paper. The head exists only for methods trained with DDL.
             """),
         code("""
             runs = status.runs.assign(domain_acc=status.runs["domain_acc_probe"]) if len(status.runs) else \\
@@ -392,8 +397,9 @@ def domain_accuracy() -> nbformat.NotebookNode:
             paper4 = pg.paper[(pg.paper["table"] == 4) & (pg.paper["dataset"] == ref)]
             paper4 = paper4.assign(variant=paper4["method"].map(report.METHOD_NAMES))
             summary = report.summary_table(runs, paper4, keys=["variant"], metrics=("domain_acc", "domain_acc_head"))
+            display(Markdown(pg.paper_note(4)))
             chance = 100.0 / len(pg.domains)
-            report.styled(report.display_table(summary, ["variant"], paper_col=pg.paper_label(4),
+            report.styled(report.display_table(summary, ["variant"],
                                                key_names={"variant": "method"}))
             """, "hide-input"),
         code("""
@@ -483,8 +489,8 @@ def protocol() -> nbformat.NotebookNode:
             glue("proto_n_fields", str(len(table)), display=False)
             glue("proto_n_choices", str(int((table["our choice [G]"] == "yes").sum())), display=False)
             glue("proto_n_reduced", str(int((table[f"{tier} differs"] == "yes").sum())), display=False)
-            report.styled(table.set_index("field"))
-            """, "hide-input"),
+            report.styled(table.set_index("field"), min_widths={"paper": "11em", "doc": "20em"})
+            """, "hide-input", "full-width"),
         md("""
             Of {glue:text}`proto_n_fields` fields, {glue:text}`proto_n_choices` are our choices where the paper is
             silent, and the testbed changes {glue:text}`proto_n_reduced` of the paper tier's values.
@@ -513,8 +519,8 @@ def protocol() -> nbformat.NotebookNode:
             options = report.method_options_table()
             if methods != "all":
                 options = options[options["method"].isin(report.parse_list(methods))]
-            report.styled(options.set_index(["method", "option"]))
-            """, "hide-input"),
+            report.styled(options.set_index(["method", "option"]), min_widths={"doc": "24em"})
+            """, "hide-input", "full-width"),
         md("""
             ## Choices outside the configuration
 

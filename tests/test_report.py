@@ -135,9 +135,9 @@ def test_summary_table_averages_per_run_h():
     assert list(s["metric"][:3]) == ["h", "mem", "for"]
     assert list(dict.fromkeys(s["n_forget"])) == [1, 3, 2]
     wide = report.display_table(s, ["n_forget", "variant"])
-    assert ("H", "paper") in wide.columns and ("", "n") in wide.columns
-    assert wide.loc[(1, "ADU"), ("H", "ours (mean ± std)")] == "65.00 ± 7.07"
-    assert wide.loc[(1, "ADU"), ("H", "ours − paper")] == "-4.96"
+    assert ("H", "paper") in wide.columns and ("H", "Δ") in wide.columns and ("", "n") in wide.columns
+    assert wide.loc[(1, "ADU"), ("H", "ours")] == "65.00 ± 7.07"
+    assert wide.loc[(1, "ADU"), ("H", "Δ")] == "-4.96"
     assert wide.loc[(1, "LP++"), ("", "n")] == 0
 
 
@@ -367,3 +367,47 @@ def test_papermill_from_book_folder(results, tmp_path):
              for k, v in o["data"].items() if k.endswith("text/plain")}
     assert glued["main_n_runs"] == "'4'"
     assert glued["main_verdict"] != "'not measurable yet (no runs)'"
+
+
+def test_ensure_data_downloads_only_missing_folders(tmp_path, monkeypatch):
+    import adu_core.data.download as download
+
+    calls = []
+    monkeypatch.setattr(download, "download_dataset", lambda ds, progress=True: calls.append(ds.name))
+    report.ensure_data({("synthetic", None), ("pacs", str(tmp_path))}, progress=False)
+    assert calls == ["pacs"]  # the synthetic set lives in process; PACS has no folder under tmp_path
+    (tmp_path / "pacs").mkdir()
+    report.ensure_data({("pacs", str(tmp_path))}, progress=False)
+    assert calls == ["pacs"]
+
+
+def test_paper_numbers_url_for_a_git_install(monkeypatch):
+    from importlib import metadata
+
+    class Dist:
+        def __init__(self, text):
+            self.text = text
+
+        def read_text(self, name):
+            return self.text if name == "direct_url.json" else None
+
+    info = {"url": "https://github.com/someone/adu-fork.git", "vcs_info": {"vcs": "git", "commit_id": "abc123"}}
+    monkeypatch.setattr(metadata, "distribution", lambda name: Dist(json.dumps(info)))
+    assert report._installed_repo_file("book/paper_numbers.csv") == \
+        "https://raw.githubusercontent.com/someone/adu-fork/abc123/book/paper_numbers.csv"
+    monkeypatch.setattr(metadata, "distribution", lambda name: Dist(json.dumps({"url": "file:///src"})))
+    assert report._installed_repo_file("x") is None
+
+
+def test_grouped_runs_land_where_single_runs_do(results, tmp_path):
+    """group_size > 1 trains compatible runs in one pass (adu_core.multirun) into the same run folders."""
+    root, _, second = results
+    plan = report.plan_runs("synthetic", "smoke", report.method_variants(["baseline", "adu"]), SETS, (1,),
+                            labels={"table": 1})
+    grouped = report.ensure_runs(plan, tmp_path / "smoke", progress=False, group_size=4)
+    assert grouped.trained == 4 and not grouped.missing
+    single = second.runs.set_index(["variant", "forget"])
+    for _, row in grouped.runs.iterrows():
+        assert Path(row["path"]).relative_to(tmp_path / "smoke") == \
+            Path(single.loc[(row["variant"], row["forget"]), "path"]).relative_to(root)
+        assert row["h"] == pytest.approx(single.loc[(row["variant"], row["forget"]), "h"], abs=1.0)

@@ -105,13 +105,13 @@ def test_captions_cover_the_eval_prompt():
 
 def _tiny_run(seed: int):
     from adu_core.data import get_dataset
-    from adu_core.pipeline import decode_images
+    from adu_core.data.tensor_cache import cached_images
 
     m = _script()
     ds = get_dataset("synthetic")
     train = ds.samples("train")
     samples = [s for d in ds.domains for s in [x for x in train if x.domain == d][:6]]
-    images = decode_images(ds, samples, 40)
+    images = cached_images(ds, samples, 40, progress=False)  # synthetic: decoded in memory
     labels = torch.tensor([s.label for s in samples])
     domains = torch.tensor([ds.domains.index(s.domain) for s in samples])
     cfg = m.PretrainConfig(seed=seed, steps=2, batch_size=8, image_size=32, cache_size=40, patch_size=8,

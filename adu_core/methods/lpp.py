@@ -112,14 +112,15 @@ class LinearProbePP(Method):
             sgd.zero_grad(set_to_none=True)
             self.alpha.grad = None
             total.backward()
+            total, mem, fgt = total.detach(), mem.detach(), fgt.detach()
             sgd.step()
             if (step + 1) % opt.alpha_every == 0:
                 with torch.no_grad():
                     self.alpha -= lr_alpha * self.alpha.grad
             if (step + 1) % 10 == 0 or step + 1 == opt.steps:
-                trainer.history.append({"epoch": step + 1, "loss": float(total), "memorize": float(mem),
-                                        "forget": float(fgt), "lr": lr_w, "lr_alpha": lr_alpha,
-                                        "alpha_mean": float(self.alpha.mean())})
+                trainer.history.append({
+                    "epoch": step + 1, "loss": total.item(), "memorize": mem.item(), "forget": fgt.item(),
+                    "lr": lr_w, "lr_alpha": lr_alpha, "alpha_mean": self.alpha.detach().mean().item()})
         self.head.weight.grad = self.head.bias.grad = self.alpha.grad = None
 
     @staticmethod
