@@ -33,10 +33,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+if TYPE_CHECKING:  # torch is imported where it is used: `adu --help` stays light
+    import torch
 
 # Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) from the vendors' data sheets; matched on the device name in
 # order, first match wins. T4 and V100 have no bf16 tensor cores: their fp16 peak is given, and bf16 runs slowly.
@@ -55,41 +55,99 @@ SYNC_OPS = frozenset({
 })
 
 
-class HostSyncCounter(TorchDispatchMode):
-    """Records the ops that would stall a CUDA stream waiting for the host, on any device (so tests run on CPU).
+def _dispatch_modes() -> dict[str, type]:
+    """The TorchDispatchMode subclasses, defined on first use so that `adu --help` does not import torch."""
+    if "HostSyncCounter" in globals():
+        return {"HostSyncCounter": globals()["HostSyncCounter"], "LiveMemoryTracker": globals()["LiveMemoryTracker"]}
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
 
-    Flags :data:`SYNC_OPS`, boolean-mask indexing (``x[mask]``, which computes ``nonzero``),
-    ``repeat_interleave`` without ``output_size``, and copies from an accelerator to the CPU.
-    """
+    class HostSyncCounter(TorchDispatchMode):
+        """Records the ops that would stall a CUDA stream waiting for the host, on any device (so tests run on CPU).
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops: list[str] = []
+        Flags :data:`SYNC_OPS`, boolean-mask indexing (``x[mask]``, which computes ``nonzero``),
+        ``repeat_interleave`` without ``output_size``, and copies from an accelerator to the CPU.
+        """
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        name = str(func.overloadpacket).replace("aten::", "aten.")
-        if not name.startswith("aten."):
-            name = f"aten.{func.overloadpacket.__name__}"
-        if name in SYNC_OPS:
-            self.ops.append(name)
-        elif name in ("aten.index", "aten.index_put", "aten.index_put_", "aten._index_put_impl_"):
-            indices = args[1] if len(args) > 1 else kwargs.get("indices", ())
-            if any(isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in indices or ()):
-                self.ops.append(f"{name}[bool mask]")
-        elif name == "aten.repeat_interleave" and kwargs.get("output_size") is None and len(args) < 4:
-            self.ops.append(name)
-        elif name in ("aten._to_copy", "aten.copy_"):
-            src = args[1] if name == "aten.copy_" else args[0]
-            dst_dev = kwargs.get("device") if name == "aten._to_copy" else args[0].device
-            if isinstance(src, torch.Tensor) and src.device.type != "cpu" and dst_dev is not None \
-                    and torch.device(dst_dev).type == "cpu":
-                self.ops.append(f"{name}[device->cpu]")
-        return func(*args, **kwargs)
+        def __init__(self) -> None:
+            super().__init__()
+            self.ops: list[str] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            name = str(func.overloadpacket).replace("aten::", "aten.")
+            if not name.startswith("aten."):
+                name = f"aten.{func.overloadpacket.__name__}"
+            if name in SYNC_OPS:
+                self.ops.append(name)
+            elif name in ("aten.index", "aten.index_put", "aten.index_put_", "aten._index_put_impl_"):
+                indices = args[1] if len(args) > 1 else kwargs.get("indices", ())
+                if any(isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in indices or ()):
+                    self.ops.append(f"{name}[bool mask]")
+            elif name == "aten.repeat_interleave" and kwargs.get("output_size") is None and len(args) < 4:
+                self.ops.append(name)
+            elif name in ("aten._to_copy", "aten.copy_"):
+                src = args[1] if name == "aten.copy_" else args[0]
+                dst_dev = kwargs.get("device") if name == "aten._to_copy" else args[0].device
+                if isinstance(src, torch.Tensor) and src.device.type != "cpu" and dst_dev is not None \
+                        and torch.device(dst_dev).type == "cpu":
+                    self.ops.append(f"{name}[device->cpu]")
+            return func(*args, **kwargs)
+
+    class LiveMemoryTracker(TorchDispatchMode):
+        """Peak bytes of tensor storages allocated while active and still alive: ``max_memory_allocated`` on any device.
+
+        Every op's outputs are recorded by storage (views count once) with a weak reference, so freed tensors drop out;
+        the peak is taken after every op. Not counted: storages that existed before (weights, the data set), kernels'
+        private workspaces, the caching allocator's rounding and the CUDA context.
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            from torch.multiprocessing.reductions import StorageWeakRef
+
+            self._ref = StorageWeakRef
+            self._preexisting: set[int] = set()
+            self.live: dict[int, tuple[Any, int]] = {}
+            self.current = 0
+            self.peak = 0
+
+        def ignore(self, tensors: Sequence[torch.Tensor]) -> LiveMemoryTracker:
+            """Storages alive before the measured region (they are not allocations of it)."""
+            self._preexisting |= {t.untyped_storage().data_ptr() for t in tensors}
+            return self
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            flat = out if isinstance(out, tuple | list) else (out,)
+            for t in flat:
+                if isinstance(t, torch.Tensor) and t.device.type != "meta":
+                    storage = t.untyped_storage()
+                    ptr, nbytes = storage.data_ptr(), storage.nbytes()
+                    if nbytes and ptr not in self._preexisting:
+                        known = self.live.get(ptr)
+                        if known is None or known[0].expired():
+                            self.live[ptr] = (self._ref(storage), nbytes)
+            dead = [k for k, (ref, _) in self.live.items() if ref.expired()]
+            for k in dead:
+                del self.live[k]
+            self.current = sum(n for _, n in self.live.values())
+            self.peak = max(self.peak, self.current)
+            return out
+
+    globals().update(HostSyncCounter=HostSyncCounter, LiveMemoryTracker=LiveMemoryTracker)
+    return {"HostSyncCounter": HostSyncCounter, "LiveMemoryTracker": LiveMemoryTracker}
+
+
+def __getattr__(name: str):
+    if name in ("HostSyncCounter", "LiveMemoryTracker"):
+        return _dispatch_modes()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def peak_bf16_tflops(device: torch.device) -> tuple[float | None, str]:
     """(dense bf16 peak TFLOP/s, device name); None when unknown (CPU, or a GPU not in the table)."""
+    import torch
     if device.type != "cuda":
         return None, _cpu_name()
     name = torch.cuda.get_device_name(device)
@@ -100,6 +158,7 @@ def peak_bf16_tflops(device: torch.device) -> tuple[float | None, str]:
 
 
 def _cpu_name() -> str:
+    import torch
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -136,6 +195,7 @@ class BenchOptions:
 
 
 def resolve_device(name: str) -> torch.device:
+    import torch
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -153,6 +213,8 @@ def bench_config(model: str, layers: int, batch: int, precision: str = "auto", *
 
 def bench_env(clip, tokenizer, cfg, device: torch.device, n_classes: int, n_domains: int = 4, seed: int = 0):
     """A RunEnv over ``n_classes`` random unit text features and ``n_domains`` domains (speed ignores values)."""
+    import torch
+
     from .methods import RunEnv
     from .train import _autocast_dtype
 
@@ -167,6 +229,8 @@ def bench_env(clip, tokenizer, cfg, device: torch.device, n_classes: int, n_doma
 
 
 def make_method(env, seed: int = 0):
+    import torch
+
     from .methods import get_method
 
     torch.manual_seed(seed)
@@ -176,6 +240,8 @@ def make_method(env, seed: int = 0):
 def synthetic_train_data(n: int, size: int, n_domains: int, n_classes: int, device: torch.device, seed: int = 0,
                          mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.25, 0.25, 0.25)):
     """uint8 images on ``device`` with balanced domains and random labels (content does not change speed)."""
+    import torch
+
     from .train import TrainData
 
     gen = torch.Generator().manual_seed(seed)
@@ -199,7 +265,7 @@ def write_image_files(folder: Path, n: int, px: int, seed: int = 0) -> list[Path
     return paths
 
 
-class FileImages(torch.utils.data.Dataset):
+class FileImages:
     """Dassl-style dataset: ``(transform(PIL.open(path)), label, domain)``, decoded at every access."""
 
     def __init__(self, paths: Sequence[Path], length: int, n_classes: int, n_domains: int, transform: Callable):
@@ -218,17 +284,20 @@ class FileImages(torch.utils.data.Dataset):
 
 
 def _sync(device: torch.device) -> None:
+    import torch
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def _reset_peak(device: torch.device) -> None:
+    import torch
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
 
 
 def _peak(device: torch.device) -> int | None:
+    import torch
     return int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
 
 
@@ -265,6 +334,7 @@ class NaiveTrainer:
     """The reference loop: file decoding in a DataLoader, fp32, math attention, ``.item()`` every step."""
 
     def __init__(self, method, env, loader: torch.utils.data.DataLoader, lr: float = 0.0025) -> None:
+        import torch
         self.method, self.env = method, env
         params = [p for p in method.parameters() if p.requires_grad]
         self.opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=5e-4)
@@ -304,6 +374,7 @@ class NaiveTrainer:
 
 
 def naive_eval(method, env, loader) -> tuple[float, int]:
+    import torch
     device = env.device
     method.eval()
     _sync(device)
@@ -347,6 +418,7 @@ def saved_activation_bytes(method, images: torch.Tensor, labels: torch.Tensor, d
     The pattern of :func:`adu_core.prompting.instapg_memory_per_image`, over the whole method and its loss.
     Casts of the frozen weights that autocast saves for backward count: they are real memory on a GPU too.
     """
+    import torch
     seen: dict[int, int] = {}
     weights = {p.untyped_storage().data_ptr() for p in method.parameters()}
     weights |= {b.untyped_storage().data_ptr() for b in method.buffers()}
@@ -370,56 +442,15 @@ def saved_activation_bytes(method, images: torch.Tensor, labels: torch.Tensor, d
     return sum(seen.values())
 
 
-class LiveMemoryTracker(TorchDispatchMode):
-    """Peak bytes of tensor storages allocated while active and still alive: ``max_memory_allocated`` on any device.
-
-    Every op's outputs are recorded by storage (views count once) with a weak reference, so freed tensors drop out;
-    the peak is taken after every op. Not counted: storages that existed before (weights, the data set), kernels'
-    private workspaces, the caching allocator's rounding and the CUDA context.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        from torch.multiprocessing.reductions import StorageWeakRef
-
-        self._ref = StorageWeakRef
-        self._preexisting: set[int] = set()
-        self.live: dict[int, tuple[Any, int]] = {}
-        self.current = 0
-        self.peak = 0
-
-    def ignore(self, tensors: Sequence[torch.Tensor]) -> LiveMemoryTracker:
-        """Storages alive before the measured region (they are not allocations of it)."""
-        self._preexisting |= {t.untyped_storage().data_ptr() for t in tensors}
-        return self
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        flat = out if isinstance(out, tuple | list) else (out,)
-        for t in flat:
-            if isinstance(t, torch.Tensor) and t.device.type != "meta":
-                storage = t.untyped_storage()
-                ptr, nbytes = storage.data_ptr(), storage.nbytes()
-                if nbytes and ptr not in self._preexisting:
-                    known = self.live.get(ptr)
-                    if known is None or known[0].expired():
-                        self.live[ptr] = (self._ref(storage), nbytes)
-        dead = [k for k, (ref, _) in self.live.items() if ref.expired()]
-        for k in dead:
-            del self.live[k]
-        self.current = sum(n for _, n in self.live.values())
-        self.peak = max(self.peak, self.current)
-        return out
-
-
 def step_memory(method, trainer, idx: torch.Tensor, opt, steps: int = 2) -> int:
     """Peak bytes allocated by the last of ``steps`` training steps (grads, activations, temporaries; the momentum
     buffers exist from the first step on and count as persistent state)."""
+    import torch
     gen = torch.Generator(device=trainer.env.device).manual_seed(0)
     env = trainer.env
     method.train()
     for i in range(steps):
-        tracker = LiveMemoryTracker().ignore(
+        tracker = _dispatch_modes()["LiveMemoryTracker"]().ignore(
             [p for p in method.parameters()] + [b for b in method.buffers()]
             + [s for st in opt.state.values() for s in st.values() if isinstance(s, torch.Tensor)])
         ctx = tracker if i == steps - 1 else contextlib.nullcontext()
@@ -454,6 +485,8 @@ def memory_report(model: str = "ViT-B-16", device: str = "auto", batch: int = 32
     ``torch.cuda.max_memory_allocated``. ``budget_gib``: what a 16 GB card leaves to PyTorch's allocator after the
     CUDA context and cuBLAS workspaces (about 14.5 GiB of a T4's 15 GiB).
     """
+    import torch
+
     from .backbones import load_clip
     from .train import Trainer
 
@@ -538,6 +571,7 @@ def _measure_cuda(method, env, cfg, batches: Sequence[int], n_train: int, size: 
 
 def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time both paths (interleaved, ``opts.repeats`` times) and return one JSON-ready dict."""
+    import torch
     from torch.utils.data import DataLoader
 
     from .backbones import load_clip
@@ -650,6 +684,8 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> d
 
 def _checkpoint_seconds(method, env, data, cfg, tmp: Path, repeats: int = 3) -> float:
     """Median seconds of one epoch checkpoint (trainable state + SGD momentum), which the trainer writes per epoch."""
+    import torch
+
     from .train import Trainer
 
     trainer = Trainer(cfg, env, data, tmp / "ckpt_timing.pt", progress=False)
@@ -671,6 +707,7 @@ def _checkpoint_seconds(method, env, data, cfg, tmp: Path, repeats: int = 3) -> 
 
 def _bench_eval(ours, naive, env, naive_env, paths, eval_tf, n_eval: int, opts: BenchOptions, workers: int,
                 size: int, log: Callable[[str], None]) -> dict[str, Any]:
+    import torch
     from torch.utils.data import DataLoader
 
     from .evaluate import predict
@@ -753,11 +790,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--no-eval", action="store_true", help="skip the evaluation benchmark")
     p.add_argument("--runs", type=int, default=d.runs, help="also time R runs in one pass vs one after another")
     p.add_argument("--peak-tflops", type=float, default=None, help="the device's bf16 peak, if not in the table")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: leave as is)")
     p.set_defaults(func=_cmd_bench)
 
 
 def _cmd_bench(args) -> int:
     import sys
+
+    import torch
 
     opts = BenchOptions(model=args.model, device=args.device, batch=args.batch, steps=args.steps,
                         naive_steps=args.naive_steps, naive_batch=args.naive_batch, repeats=args.repeats,
@@ -766,6 +806,8 @@ def _cmd_bench(args) -> int:
                         runs=args.runs, peak_tflops=args.peak_tflops)
     if min(opts.batch, opts.steps, opts.naive_steps, opts.naive_batch, opts.repeats) < 1:
         raise ValueError("--batch, --steps, --naive-steps, --naive-batch and --repeats must be >= 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     result = run_bench(opts, log=lambda msg: print(f"adu bench: {msg}", file=sys.stderr))
     if args.json:
         print(json.dumps(result))

@@ -130,6 +130,10 @@ TIERS: dict[str, dict[str, Any]] = {
         "batch_size": 16, "warmup_epochs": 0, "lr": 0.01,
     },
 }
+# Per-method options a tier implies (e.g. fewer CMA-ES iterations for smoke runs); explicit options win.
+TIER_METHOD_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "smoke": {"bbf": {"iterations": 50}},
+}
 DEFAULT_TIER = {"synthetic": "smoke", "pacs": "testbed"}
 
 
@@ -143,6 +147,9 @@ def make_config(dataset: str, tier: str | None = None, **overrides: Any) -> RunC
     if tier not in TIERS:
         raise ValueError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
     values: dict[str, Any] = {**TIERS[tier], **overrides, "dataset": dataset, "tier": tier}
+    implied = TIER_METHOD_OPTIONS.get(tier, {}).get(values.get("method", "adu"), {})
+    if implied:
+        values["method_options"] = {**implied, **values.get("method_options", {})}
     if values.get("pretrained") == "@testbed":
         values["pretrained"] = testbed_checkpoint()
     return RunConfig.from_dict(values)
@@ -151,7 +158,7 @@ def make_config(dataset: str, tier: str | None = None, **overrides: Any) -> RunC
 def parse_override(key: str, text: str) -> Any:
     """Parse a `--set key=value` string by the field's declared type (JSON for containers, `none` for None)."""
     if key.startswith("method."):
-        return _parse_json_or_str(text)
+        return None if text.lower() in ("none", "null") else _parse_json_or_str(text)
     hints = typing.get_type_hints(RunConfig)
     if key not in hints:
         raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(field_names())} (or method.NAME)")

@@ -88,7 +88,7 @@ PAPER_METHODS = ("lp++", "clipfit", "bbf", "baseline", "adu")  # Table 1's rows,
 METHOD_NAMES = {"zeroshot": "Zero-shot CLIP", "lp++": "LP++", "clipfit": "CLIPFit", "bbf": "BBF",
                 "baseline": "Baseline", "adu": "ADU"}
 METRIC_NAMES = {"h": "H", "mem": "Mem", "for": "For", "domain_acc": "Domain acc. (probe)",
-                "domain_acc_head": "Domain acc. (ADU head)"}
+                "domain_acc_head": "Domain acc. (ADU head)", "pseudo_label_acc": "Pseudo-label acc."}
 DATASET_NAMES = {"imagenet": "ImageNet", "office_home": "Office-Home", "mini_domainnet": "Mini DomainNet",
                  "pacs": "PACS", "synthetic": "synthetic", "domainnet": "DomainNet"}
 # Where the paper has no numbers for a dataset, its numbers for the closest dataset it has are shown (labelled):

@@ -1,20 +1,25 @@
 """Plots for the book: ours (bars: mean over runs, error bars: sample std) beside the paper (hatched bars).
 
-Every helper takes the per-run frame of :func:`adu_core.report.ensure_runs` and the tidy paper frame, both already
-restricted to one table, and returns the seaborn ``FacetGrid`` (its ``.figure`` is the matplotlib figure).
+The table pages' helper takes the per-run frame of :func:`adu_core.report.ensure_runs` and the tidy paper frame,
+both already restricted to one table, and returns the seaborn ``FacetGrid`` (its ``.figure`` is the matplotlib figure). The
+analysis pages' helpers (sweeps, curves against shots or labelled fraction, t-SNE scatter grids, attention maps)
+return the matplotlib ``Figure``; with no runs they draw empty panels that say so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.colors as mcolors
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
 from .report import METRIC_NAMES
 
-__all__ = ["OURS", "bars_vs_paper", "long_with_paper"]
+__all__ = ["OURS", "attention_grid", "bars_vs_paper", "embedding_grid", "long_with_paper", "metric_lines",
+           "sweep_lines"]
 
 OURS = "ours"
 
@@ -80,3 +85,144 @@ def bars_vs_paper(runs: pd.DataFrame, paper: pd.DataFrame, x: str, metrics: Sequ
 
 def _pretty(name: str) -> str:
     return {"n_forget": "|D_forget|"}.get(name, name)
+
+
+# --- the analysis pages ----------------------------------------------------------------------------------------------------
+def _no_runs(ax, text: str = "no runs yet") -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+
+
+def sweep_lines(runs: pd.DataFrame, orders: Mapping[str, Sequence[str]], defaults: Mapping[str, str | None],
+                titles: Mapping[str, str] | None = None, metrics: Sequence[str] = ("h", "mem", "for"),
+                unordered: Sequence[str] = (), height: float = 2.3, width: float = 3.2) -> plt.Figure:
+    """One row per sweep (``orders``: sweep -> its values in order), one column per metric: mean ± sample std over
+    runs at each value (``runs`` has columns ``sweep``, ``setting`` and the metrics). The default value of each
+    sweep is shaded: it is the same run in every row. Sweeps listed in ``unordered`` (e.g. kernels) are drawn as
+    points without connecting lines."""
+    sweeps = list(orders)
+    fig, axes = plt.subplots(max(1, len(sweeps)), len(metrics), figsize=(width * len(metrics),
+                             height * max(1, len(sweeps))), squeeze=False, sharey=True)
+    color = sns.color_palette("deep")[0]
+    for i, sweep in enumerate(sweeps):
+        part = runs[runs["sweep"] == sweep] if len(runs) else runs
+        order = list(orders[sweep])
+        for j, metric in enumerate(metrics):
+            ax = axes[i, j]
+            ax.grid(True, axis="y", color="0.9")
+            default = defaults.get(sweep)
+            if default in order:
+                ax.axvspan(order.index(default) - 0.3, order.index(default) + 0.3, color="0.9", zorder=0)
+            data = part.dropna(subset=[metric]) if len(part) and metric in part else part.iloc[0:0]
+            if len(data):
+                sns.pointplot(data=data, x="setting", y=metric, order=order, errorbar="sd", color=color, ax=ax,
+                              markersize=4, linewidth=1.2, capsize=0.15, err_kws={"linewidth": 1},
+                              linestyle="none" if sweep in unordered else "-")
+            else:
+                ax.set_xticks(range(len(order)), order)
+                ax.set_xlim(-0.5, len(order) - 0.5)
+                _no_runs(ax)
+            ax.set_ylim(0, 100)
+            ax.set_xlabel((titles or {}).get(sweep, sweep), fontsize=9)
+            ax.set_ylabel("%" if j == 0 else "")
+            ax.set_title(METRIC_NAMES.get(metric, metric), fontsize=9)
+            ax.tick_params(axis="x", labelsize=8, labelrotation=20 if max(map(len, order or [""])) > 6 else 0)
+    fig.tight_layout()
+    return fig
+
+
+def metric_lines(runs: pd.DataFrame, x: str, hue: str, metrics: Sequence[str] = ("h", "mem", "for"),
+                 style: str | None = None, hue_order: Sequence[str] | None = None, xscale: str = "linear",
+                 references: pd.DataFrame | None = None, reference_label: str = "reference",
+                 xlabel: str | None = None, ylabel: str = "%", height: float = 2.8, width: float = 3.3,
+                 ylim: tuple[float, float] | None = (0, 100)) -> plt.Figure:
+    """Lines of each metric against a numeric ``x`` (mean ± sample std over runs, one line per ``hue``), one panel
+    per metric. ``xscale``: linear, log2 (shots) or symlog (fractions with 0). ``references``: rows with the
+    metrics drawn as dashed horizontal lines (their mean), e.g. zero-shot CLIP, which does not depend on ``x``."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(width * len(metrics), height), squeeze=False, sharey=True)
+    palette = dict(zip(hue_order or sorted(runs[hue].dropna().unique()) if len(runs) else [],
+                       sns.color_palette("deep"), strict=False))
+    xs = sorted(runs[x].dropna().unique()) if len(runs) else []
+    for j, metric in enumerate(metrics):
+        ax = axes[0, j]
+        ax.grid(True, color="0.92")
+        data = runs.dropna(subset=[metric]) if len(runs) and metric in runs else runs.iloc[0:0]
+        if len(data):
+            sns.lineplot(data=data, x=x, y=metric, hue=hue, style=style, hue_order=list(palette) or None,
+                         palette=palette or None, errorbar="sd", marker="o", markersize=5, err_style="bars",
+                         err_kws={"capsize": 3}, ax=ax, legend=j == len(metrics) - 1)
+        else:
+            _no_runs(ax)
+        if references is not None and len(references) and metric in references:
+            value = references[metric].mean()
+            if pd.notna(value):
+                ax.axhline(value, color="0.35", linestyle="--", linewidth=1,
+                           label=reference_label if j == len(metrics) - 1 else None)
+        if xscale == "log2":
+            ax.set_xscale("log", base=2)
+        elif xscale == "symlog":
+            ax.set_xscale("symlog", linthresh=0.05, linscale=0.5)
+        elif xscale != "linear":
+            raise ValueError(f"xscale must be linear, log2 or symlog, not {xscale!r}")
+        if xs:
+            ax.set_xticks(xs, [f"{v:g}" for v in xs])
+            ax.minorticks_off()
+        if ylim:
+            ax.set_ylim(*ylim)
+        ax.set_xlabel(xlabel if xlabel is not None else x)
+        ax.set_ylabel(ylabel if j == 0 else "")
+        ax.set_title(METRIC_NAMES.get(metric, metric), fontsize=10)
+    last = axes[0, -1]
+    if last.get_legend_handles_labels()[0]:
+        last.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def embedding_grid(panels: Sequence[tuple[str, pd.DataFrame]], colour_by: Sequence[tuple[str, str]] = (
+        ("domain", "by domain"), ("class", "by class")), height: float = 3.4) -> plt.Figure:
+    """Scatter plots of 2-D embeddings: one row per (title, frame with columns x, y and each colouring), one
+    column per colouring (``colour_by``: (column, title)). Legends are drawn once per column."""
+    fig, axes = plt.subplots(max(1, len(panels)), len(colour_by), figsize=(height * 1.25 * len(colour_by),
+                             height * max(1, len(panels))), squeeze=False)
+    for j, (column, what) in enumerate(colour_by):
+        levels = list(dict.fromkeys(v for _, df in panels for v in df[column])) if panels else []
+        palette = dict(zip(levels, sns.color_palette("tab10" if len(levels) <= 10 else "husl", len(levels)),
+                           strict=True))
+        for i, (title, df) in enumerate(panels):
+            ax = axes[i, j]
+            sns.scatterplot(data=df, x="x", y="y", hue=column, hue_order=levels, palette=palette, s=10,
+                            linewidth=0, alpha=0.8, ax=ax, legend=i == 0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_xlabel("")
+            ax.set_ylabel(title if j == 0 else "")
+            ax.set_title(f"{title}, {what}", fontsize=10)
+            if i == 0 and ax.get_legend() is not None:
+                ax.legend(fontsize=7, markerscale=1.5, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    if not panels:
+        _no_runs(axes[0, 0], "nothing to show")
+    fig.tight_layout()
+    return fig
+
+
+def attention_grid(images: np.ndarray, rows: Sequence[tuple[str, np.ndarray]], columns: Sequence[str],
+                   alpha: float = 0.5, size: float = 1.9) -> plt.Figure:
+    """The images (uint8 [N, 3, S, S]) in the first row, then each (title, maps [N, S, S] in [0, 1]) overlaid on
+    them; ``columns`` titles the N columns (e.g. "photo (forgotten)")."""
+    n = len(columns)
+    fig, axes = plt.subplots(1 + len(rows), n, figsize=(size * n, size * (1 + len(rows))), squeeze=False)
+    pictures = np.transpose(np.asarray(images), (0, 2, 3, 1))
+    for j in range(n):
+        axes[0, j].imshow(pictures[j])
+        axes[0, j].set_title(columns[j], fontsize=9)
+        for i, (_, maps) in enumerate(rows, start=1):
+            axes[i, j].imshow(pictures[j])
+            axes[i, j].imshow(maps[j], cmap="jet", alpha=alpha, vmin=0, vmax=1,
+                              extent=(-0.5, pictures.shape[2] - 0.5, pictures.shape[1] - 0.5, -0.5))
+    for i, title in enumerate(["image", *(t for t, _ in rows)]):
+        axes[i, 0].set_ylabel(title, fontsize=9)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig

@@ -577,6 +577,674 @@ def protocol() -> nbformat.NotebookNode:
     return _notebook(cells)
 
 
+
+# --- the analysis pages: sensitivity, shots, pseudo-labels, t-SNE, attention maps ------------------------------------------
+ANALYSIS_IMPORTS = IMPORTS.replace("from adu_core import report, viz", "from adu_core import analysis, report, viz")
+
+
+def analysis_header(name: str, params: nbformat.NotebookNode, extra_imports: str = "") -> list[nbformat.NotebookNode]:
+    """The shared header of the analysis pages (as :func:`header_cells`, with ``adu_core.analysis`` imported)."""
+    return [
+        code(setup_source(), "hide-cell"),
+        code(ANALYSIS_IMPORTS + extra_imports, "hide-cell"),
+        params,
+        md("""
+            ## This execution
+
+            The code version, the device, and the weights and data that new runs would use (each run records its
+            own in its `run.json`; the runs shown are summarised below the run step).
+            """),
+        provenance(name),
+    ]
+
+
+AUTO_FORGET_DOC = ('"auto": one run per domain like the paper\'s figures\' forgotten ones, real/photo then '
+                   'art/painting (PACS: photo; art_painting); "all" (with n_forget), or e.g. "sketch;photo"')
+FIGURE_FORGET_DOC = ('"auto": the real/photo-like domain, as the paper\'s attention figure forgets Mini DomainNet\'s '
+                     'real (PACS: photo); or one forget set, e.g. "sketch" (only the first set is used)')
+SWEEP_NOTE = """
+    ## Runs
+
+    Each point averages `run.json` files, one per (forget set, seed). The step below trains only the runs that are
+    missing, within this execution's budget (`max_new_runs`; the book's build trains none and shows the committed
+    runs), and then states how many runs exist. The point at a sweep's default value is the same run in every
+    sweep, and the same run as ADU's row in Table 1.
+    """
+
+
+def sensitivity() -> nbformat.NotebookNode:
+    cells = [
+        md("""
+            # Sensitivity: γ, λ, prompt depth, prompt tokens, MMD kernel, InstaPG placement
+
+            The paper's hyperparameter figure sweeps γ, the weight of DDL's domain-classification loss, and λ, the
+            weight of its MMD term. It gives no grid values and no numbers here, only the statement (as reported by a
+            public summary of the paper, [PN] in `PAPER.md`): *"Performance stabilizes once γ and λ exceed certain
+            thresholds, indicating robustness."* Its appendix also ablates the MMD kernel and the prompt insertion
+            depth, without numbers we could find.
+
+            We sweep six choices, **one at a time while every other option keeps the tier's default**: γ, λ, the
+            prompt depth (how many first layers get prompts), the prompt tokens per layer, the MMD kernel, and where
+            InstaPG sits among the prompted layers (a choice the paper leaves open: see
+            [the protocol](protocol.ipynb)). Each point shows H, Mem and For of ADU.
+            """),
+        *analysis_header("sensitivity", parameters(
+            "adu", "the method swept: adu (the sweeps vary its own options)", forget_sets="auto", n_forget="1",
+            forget_doc=AUTO_FORGET_DOC,
+            extra='''sweeps = "all"  # "all", or among gamma, lam, prompt_depth, n_ctx, mmd_kernel, instapg
+gammas = "0,1,10,30,100"  # γ grid (the paper's γ: 30)
+lams = "0,1,10,30,100"  # λ grid (the paper's λ: 10)
+depths = None  # prompt depths; None: 4 depths spread from 1 to the backbone's layers, plus the tier's default
+n_ctxs = "1,2,4,8"  # prompt tokens per layer (the paper: 8)
+kernels = "gaussian,linear,laplacian"  # MMD kernels (adu_core.losses)
+placements = "none,first,middle,default,all"  # InstaPG among the prompted layers (default: all after the first)
+plateau_tol = 2.0  # H points: a curve "stabilises" at the first value after which it stays within this band''')),
+        md(SWEEP_NOTE),
+        code("""
+            if report.parse_list(methods) != ["adu"]:
+                raise ValueError(f"the sweeps vary ADU's own options (γ, λ, DDL's kernel, InstaPG): methods must be "
+                                 f"'adu', not {methods!r}")
+            sets = analysis.figure_forget_sets(pg.domains, forget_sets, parse=lambda s: pg.forget(s, n_forget))
+            base = pg.session_cfg("adu")
+            grids = {"gamma": gammas, "lam": lams, "prompt_depth": depths, "n_ctx": n_ctxs, "mmd_kernel": kernels,
+                     "instapg": placements}
+            chosen = list(analysis.SWEEPS) if str(sweeps).strip() == "all" else report.parse_list(sweeps)
+            points = {s: analysis.sweep_points(s, grids[s], base) for s in chosen}
+            plan = [run for s in chosen for run in analysis.sweep_plan(pg, points[s], sets)]
+            status = pg.ensure(plan)
+            display(Markdown(status.message("sensitivity", pg.command_params)))
+            print("forget sets:", "; ".join("+".join(s) for s in sets))
+            print(report.provenance_banner(status))
+            runs = status.runs
+            """, "hide-input"),
+        md("""
+            ## The grids
+
+            Each sweep's values, its default (the tier's value of that option, shaded in the plots), and the runs
+            it needs per forget set and seed. Shared points (every sweep's default) are trained once.
+            """),
+        code("""
+            grid_table = pd.DataFrame([{
+                "sweep": analysis.SWEEPS[s],
+                "values": ", ".join(p.value for p in points[s]),
+                "default": next((p.value for p in points[s] if p.default), "(not in the grid)"),
+                "points": len(points[s]),
+            } for s in chosen]).set_index("sweep")
+            n_points = len({(p.overrides) for s in chosen for p in points[s]})
+            glue("sens_n_points", str(n_points), display=False)
+            glue("sens_n_sets", str(len(sets)), display=False)
+            glue("sens_n_planned", str(status.n_unique), display=False)
+            grid_table
+            """, "hide-input"),
+        md("""
+            {glue:text}`sens_n_points` distinct configurations × {glue:text}`sens_n_sets` forget set(s) × the seeds
+            = {glue:text}`sens_n_planned` runs in all.
+
+            ## The table
+
+            Ours: mean ± sample standard deviation over n runs (forget sets × seeds). The paper prints no numbers
+            for these sweeps.
+            """),
+        code("""
+            table = analysis.ours_table(runs, ["sweep", "setting"])
+            if len(table):
+                table.index = table.index.set_levels(
+                    [table.index.levels[0].map(lambda s: analysis.SWEEPS.get(s, s)), table.index.levels[1]])
+            report.styled(table)
+            """, "hide-input"),
+        md("""
+            ## The plots
+
+            One row per sweep; mean ± sample standard deviation over runs. The shaded value is the default, the
+            same run in every row.
+            """),
+        code("""
+            orders = {s: [p.value for p in points[s]] for s in chosen}
+            defaults = {s: next((p.value for p in points[s] if p.default), None) for s in chosen}
+            fig = viz.sweep_lines(runs, orders, defaults, titles=analysis.SWEEPS, unordered=("mmd_kernel", "instapg"))
+            plt.show()
+            """, "hide-input"),
+        code("""
+            # Facts for the conclusion below (glued, so that no number in the text is typed by hand).
+            def curve(sweep):
+                labels = orders.get(sweep, [])
+                if not len(runs):
+                    return labels, [float("nan")] * len(labels)
+                h = runs[runs["sweep"] == sweep].groupby("setting")["h"].mean()
+                return labels, [h.get(v, float("nan")) for v in labels]
+
+
+            def settles(sweep, symbol):
+                labels, values = curve(sweep)
+                if sweep not in points or all(pd.isna(v) for v in values):
+                    return "not measurable yet (no runs)"
+                start = analysis.plateau(labels, values, plateau_tol)
+                if start is None:
+                    return f"does not stay within {plateau_tol:g} points anywhere along the grid"
+                return f"stays within {plateau_tol:g} points from {symbol} = {start} on"
+
+
+            symbols = {"gamma": "γ = ", "lam": "λ = ", "prompt_depth": "depth ", "n_ctx": "", "mmd_kernel": "",
+                       "instapg": ""}
+            units = {"n_ctx": " tokens"}
+            facts = {
+                "sens_dataset": report.DATASET_NAMES.get(pg.dataset, pg.dataset),
+                "sens_forget": "; ".join("+".join(s) for s in sets),
+                "sens_n_runs": str(runs["path"].nunique() if len(runs) else 0),
+                "sens_default_h": report.fmt(runs.loc[runs["default"].astype(bool), "h"].drop_duplicates().mean()
+                                             if len(runs) else float("nan")),
+                "sens_gamma_settles": settles("gamma", "γ"),
+                "sens_lam_settles": settles("lam", "λ"),
+            }
+            for s in analysis.SWEEPS:
+                labels, values = curve(s)
+                if s not in points:
+                    facts[f"sens_{s}"] = "not swept in this execution"
+                elif s in ("mmd_kernel", "instapg"):
+                    facts[f"sens_{s}"] = analysis.describe_levels(labels, values)
+                else:
+                    facts[f"sens_{s}"] = analysis.describe_curve(labels, values, symbols[s], units.get(s, ""))
+            for key, value in facts.items():
+                glue(key, value, display=False)
+            """, "remove-cell"),
+        md("""
+            ## What the numbers say
+
+            **Paper.** *"Performance stabilizes once γ and λ exceed certain thresholds, indicating robustness"*
+            (no values given).
+
+            **Ours ({glue:text}`sens_dataset`, forgetting {glue:text}`sens_forget`, {glue:text}`sens_n_runs`
+            runs).** At the defaults, H is {glue:text}`sens_default_h`. Over γ, H is {glue:text}`sens_gamma`; it
+            {glue:text}`sens_gamma_settles`. Over λ, H is {glue:text}`sens_lam`; it {glue:text}`sens_lam_settles`.
+            Prompt depth: {glue:text}`sens_prompt_depth`. Prompt tokens per layer: {glue:text}`sens_n_ctx`. MMD
+            kernel: {glue:text}`sens_mmd_kernel`. InstaPG placement: {glue:text}`sens_instapg`.
+            """),
+    ]
+    return _notebook(cells)
+
+
+def shots() -> nbformat.NotebookNode:
+    cells = [
+        md("""
+            # Shots: accuracy against training images per class
+
+            The paper trains on 8 images per class and domain and shows a figure over the number of training
+            samples. Its values are not available to us; its trend, as reported by a public summary of the paper
+            ([PN] in `PAPER.md`), is: *"As the number of training samples increases, the proposed method continues
+            to improve, whereas the Baseline exhibits overfitting tendencies on Mini DomainNet."*
+
+            We train the Baseline and ADU with 1, 2, 4, 8 and 16 shots (images per class and domain) and draw
+            zero-shot CLIP, which trains on nothing, as a dashed line.
+            """),
+        *analysis_header("shots", parameters(
+            "zeroshot,baseline,adu", "baseline and adu at every number of shots; zeroshot as a reference line",
+            forget_sets="auto", n_forget="1", forget_doc=AUTO_FORGET_DOC,
+            extra='shots_grid = "1,2,4,8,16"  # training images per class per domain (the paper: 8)')),
+        md(RUN_NOTE),
+        code("""
+            run_methods, not_here = pg.methods(methods, ["zeroshot", "baseline", "adu"])
+            sets = analysis.figure_forget_sets(pg.domains, forget_sets, parse=lambda s: pg.forget(s, n_forget))
+            default_shots = pg.session_cfg().shots
+            ks = sorted(set(report.parse_ints(shots_grid)))
+            plan = analysis.shots_plan(pg, run_methods, ks, sets, default_shots)
+            status = pg.ensure(plan)
+            display(Markdown(status.message("shots", pg.command_params)))
+            if not_here:
+                display(Markdown(f"Not implemented in this version of `adu_core`: {', '.join(not_here)}."))
+            print("forget sets:", "; ".join("+".join(s) for s in sets), "| shots:", ", ".join(map(str, ks)),
+                  f"| zero-shot CLIP at the tier's {default_shots} shots (it trains nothing)")
+            print(report.provenance_banner(status))
+            runs = status.runs
+            is_ref = runs["reference"].astype(bool) if len(runs) else pd.Series(dtype=bool)
+            trained, refs = runs[~is_ref], runs[is_ref]
+            """, "hide-input"),
+        md("""
+            ## The table
+
+            Ours: mean ± sample standard deviation over n runs (forget sets × seeds). Zero-shot CLIP's row has no
+            shots: it trains nothing.
+            """),
+        code("""
+            table = analysis.ours_table(runs.assign(shots=runs["shots"].where(~is_ref, "–")) if len(runs) else runs,
+                                        ["variant", "shots"], key_names={"variant": "method"})
+            report.styled(table)
+            """, "hide-input"),
+        md("""
+            ## The plot
+
+            Mean ± sample standard deviation over runs; the dashed line is zero-shot CLIP.
+            """),
+        code("""
+            names = [report.METHOD_NAMES.get(m, m) for m in run_methods if m != "zeroshot"]
+            fig = viz.metric_lines(trained, x="shots", hue="variant", hue_order=names, xscale="log2",
+                                   references=refs, reference_label=report.METHOD_NAMES["zeroshot"],
+                                   xlabel="shots per class and domain")
+            plt.show()
+            """, "hide-input"),
+        code("""
+            # Facts for the conclusion below (glued, so that no number in the text is typed by hand).
+            def curve(method, metric="h"):
+                name = report.METHOD_NAMES.get(method, method)
+                part = trained[trained["variant"] == name] if len(trained) else trained
+                mean = part.groupby("shots")[metric].mean() if len(part) else pd.Series(dtype=float)
+                return ks, [mean.get(k, float("nan")) for k in ks]
+
+
+            facts = {
+                "shots_dataset": report.DATASET_NAMES.get(pg.dataset, pg.dataset),
+                "shots_forget": "; ".join("+".join(s) for s in sets),
+                "shots_n_runs": str(runs["path"].nunique() if len(runs) else 0),
+                "shots_zeroshot_h": report.fmt(refs["h"].mean() if len(refs) else float("nan")),
+            }
+            for m in ("baseline", "adu"):
+                facts[f"shots_{m}_h"] = analysis.describe_curve(*curve(m), unit=" shots")
+                facts[f"shots_{m}_peak"] = analysis.trend_after_peak(*curve(m), unit=" shots")
+            for key, value in facts.items():
+                glue(key, value, display=False)
+            """, "remove-cell"),
+        md("""
+            ## What the numbers say
+
+            **Paper (Mini DomainNet).** *"As the number of training samples increases, the proposed method continues
+            to improve, whereas the Baseline exhibits overfitting tendencies"* (no values given).
+
+            **Ours ({glue:text}`shots_dataset`, forgetting {glue:text}`shots_forget`, {glue:text}`shots_n_runs`
+            runs).** ADU's H is {glue:text}`shots_adu_h`; it is {glue:text}`shots_adu_peak`. The Baseline's H is
+            {glue:text}`shots_baseline_h`; it is {glue:text}`shots_baseline_peak`. Zero-shot CLIP's H is
+            {glue:text}`shots_zeroshot_h`.
+            """),
+    ]
+    return _notebook(cells)
+
+
+def pseudo_labels() -> nbformat.NotebookNode:
+    cells = [
+        md("""
+            # Pseudo-labels: unlearning with few domain labels
+
+            ADU needs each training image's domain: to split the images between L_memorize and L_forget, and for
+            DDL. The paper's appendix "presents a preliminary exploration using pseudo-labels" (a public summary,
+            [PN]), which "worked well" ([KB]); how the pseudo-labels are made and the numbers are not available to
+            us. This page is our version of that setting: only a fraction of the training images keep their domain
+            label and a *labeller* gives the others one. We plot H, Mem and For against the labelled fraction for
+            each labeller, and the accuracy of the pseudo-labels themselves.
+            """),
+        *analysis_header("pseudo_labels", parameters(
+            "adu", "methods trained on pseudo-labelled domains: adu; baseline too (its memorize/forget split uses "
+                   "the domain labels)", forget_sets="auto", n_forget="1", forget_doc=AUTO_FORGET_DOC,
+            extra='''fractions = "0,0.05,0.1,0.25,0.5,1.0"  # fraction of training images that keep their domain label
+labellers = "kmeans,zeroshot"  # pseudo-labellers (adu_core.pseudo_labels)'''),
+            extra_imports="\nimport adu_core.pseudo_labels\n"),
+        md("""
+            ## Our method
+
+            Quoted from the code that implements it (`adu_core.pseudo_labels`), so that this page cannot drift from
+            what runs. A fraction of 1 keeps every label: that point is ADU's ordinary run, shown for each labeller.
+            """),
+        code("""
+            display(Markdown(adu_core.pseudo_labels.__doc__.strip()))
+            """, "hide-input"),
+        md(RUN_NOTE),
+        code("""
+            run_methods, not_here = pg.methods(methods, ["adu"])
+            sets = analysis.figure_forget_sets(pg.domains, forget_sets, parse=lambda s: pg.forget(s, n_forget))
+            fracs = sorted({float(f) for f in report.parse_list(fractions)})
+            plan, notes = analysis.pseudo_label_plan(pg, run_methods, report.parse_list(labellers), fracs, sets)
+            status = pg.ensure(plan)
+            display(Markdown(status.message("pseudo_labels", pg.command_params)))
+            for note in notes:
+                display(Markdown(f"Note: {note}."))
+            print("forget sets:", "; ".join("+".join(s) for s in sets), "| labelled fractions:",
+                  ", ".join(f"{f:g}" for f in fracs))
+            print(report.provenance_banner(status))
+            runs = analysis.with_run_metrics(status.runs, {"pseudo_label_acc": ("pseudo_labels", "pseudo_label_acc")})
+            """, "hide-input"),
+        md("""
+            ## The table
+
+            Ours: mean ± sample standard deviation over n runs (forget sets × seeds). Pseudo-label accuracy is
+            measured on the training images that lost their label (none at fraction 1).
+            """),
+        code("""
+            table = analysis.ours_table(runs, ["variant", "labeller", "fraction"],
+                                        metrics=("h", "mem", "for", "pseudo_label_acc"), key_names={"variant": "method"},
+                                        sort=True)
+            report.styled(table)
+            """, "hide-input"),
+        md("""
+            ## The plot
+
+            Mean ± sample standard deviation over runs, against the labelled fraction (a symmetric-log axis, so that
+            0 is shown).
+            """),
+        code("""
+            fig = viz.metric_lines(runs, x="fraction", hue="labeller", style="variant" if len(run_methods) > 1 else None,
+                                   metrics=("h", "mem", "for", "pseudo_label_acc"), xscale="symlog",
+                                   xlabel="labelled fraction", width=2.8)
+            plt.show()
+            """, "hide-input"),
+        code("""
+            # Facts for the conclusion below (glued, so that no number in the text is typed by hand).
+            def curve(labeller, metric="h", method="adu"):
+                part = runs[(runs["labeller"] == labeller) & (runs["method"] == method)] if len(runs) else runs
+                mean = part.groupby("fraction")[metric].mean() if len(part) else pd.Series(dtype=float)
+                xs = [f for f in fracs if f in mean.index]
+                return [f"{f:g}" for f in xs], [mean[f] for f in xs]
+
+
+            def acc_range(labeller):
+                _, values = curve(labeller, "pseudo_label_acc")
+                values = [v for v in values if pd.notna(v)]
+                if not values:
+                    return "not measurable yet (no runs with missing labels)"
+                return f"{min(values):.2f}" if len(values) == 1 else f"{min(values):.2f} to {max(values):.2f}"
+
+
+            full = runs[(runs["fraction"] == 1.0) & (runs["method"] == "adu")] if len(runs) else runs
+            facts = {
+                "pl_dataset": report.DATASET_NAMES.get(pg.dataset, pg.dataset),
+                "pl_forget": "; ".join("+".join(s) for s in sets),
+                "pl_n_runs": str(runs["path"].nunique() if len(runs) else 0),
+                "pl_full_h": report.fmt(full["h"].drop_duplicates().mean() if len(full) else float("nan")),
+            }
+            for labeller in analysis.LABELLERS:
+                facts[f"pl_{labeller}_h"] = analysis.describe_curve(*curve(labeller), what="fraction ")
+                facts[f"pl_{labeller}_acc"] = acc_range(labeller)
+            for key, value in facts.items():
+                glue(key, value, display=False)
+            """, "remove-cell"),
+        md("""
+            ## What the numbers say
+
+            **Paper.** The appendix reports that unlearning with pseudo-labels "worked well"; no numbers are
+            available to us.
+
+            **Ours ({glue:text}`pl_dataset`, ADU, forgetting {glue:text}`pl_forget`, {glue:text}`pl_n_runs` runs).**
+            With every domain label, H is {glue:text}`pl_full_h`. With k-means pseudo-labels, H is
+            {glue:text}`pl_kmeans_h`, and the pseudo-labels are {glue:text}`pl_kmeans_acc`% correct. With CLIP's
+            zero-shot domain prompts, H is {glue:text}`pl_zeroshot_h`, and the pseudo-labels are
+            {glue:text}`pl_zeroshot_acc`% correct.
+            """),
+    ]
+    return _notebook(cells)
+
+
+FIGURE_RUN_NOTE = """
+    ## Runs
+
+    This figure needs one finished run per unlearned method, with its trained state (`trained.pt` beside its
+    `run.json`). The step below trains it only when it is missing and this execution's budget allows
+    (`max_new_runs`; the book's build trains none). "Before unlearning" is zero-shot CLIP on the same frozen backbone.
+    """
+
+
+def tsne() -> nbformat.NotebookNode:
+    cells = [
+        md("""
+            # t-SNE of the image features: before and after unlearning
+
+            The paper's t-SNE figure (Mini DomainNet) shows the image features of zero-shot CLIP with the four
+            domains heavily intermixed, and those of ADU in four separated clusters (our description of the figure;
+            its forget configuration and split are not stated). DDL is meant to do this: forgetting a domain while
+            keeping the others needs features that tell the domains apart.
+
+            We embed the features of a fixed set of test images (the same images for every model) with scikit-learn's
+            t-SNE at a fixed seed, before (zero-shot CLIP) and after unlearning, coloured by domain and by class,
+            and measure the separation with silhouette scores in the original feature space (t-SNE distances are
+            not meaningful).
+            """),
+        *analysis_header("tsne", parameters(
+            "adu", 'the unlearned model(s) shown after zero-shot CLIP: adu (or e.g. "baseline,adu")',
+            forget_sets="auto", n_forget="1", forget_doc=FIGURE_FORGET_DOC,
+            extra='''n_per_domain = 100  # test images per domain embedded (a fixed draw, the same for every model)
+perplexity = 30.0  # t-SNE perplexity (lowered to (n - 1)/3 for small sets)
+tsne_seed = 0  # t-SNE's random state''')),
+        md(FIGURE_RUN_NOTE),
+        code("""
+            run_methods, not_here = pg.methods(methods, ["adu"])
+            sets = analysis.figure_forget_sets(pg.domains, forget_sets, n=1, parse=lambda s: pg.forget(s, n_forget)[:1])
+            plan = pg.plan(report.method_variants(run_methods), sets)
+            status = pg.ensure(plan)
+            display(Markdown(status.message("tsne", pg.command_params)))
+            print("forget set:", "+".join(sets[0]))
+            print(report.provenance_banner(status))
+            fm = analysis.before_after([(p.labels["variant"], p.labels["_path"]) for p in plan],
+                                       device=pg.overrides.get("device"))
+            for label, reason in fm.reasons.items():
+                display(Markdown(f"**{label} cannot be shown:** {reason}."))
+            """, "hide-input"),
+        md("""
+            ## The embedding
+
+            Rows: the model; columns: the same points coloured by domain (forgotten ones marked) and by class.
+            """),
+        code("""
+            marks = analysis.marked_domains(pg.domains, pg.domain_names, sets[0])
+            panels, scores = [], []
+            if fm.models:
+                ds, env = fm.dataset, fm.env
+                samples, images = analysis.test_images(ds, env, n_per_domain)
+                domains = [marks[s.domain] for s in samples]
+                classes = [ds.classnames[s.label] for s in samples]
+                for name, model in fm.models.items():
+                    feats = analysis.image_features(model, env, images)
+                    xy = analysis.tsne_embedding(feats, seed=tsne_seed, perplexity=perplexity)
+                    panels.append((name, pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "domain": domains,
+                                                       "class": classes})))
+                    scores.append({"model": name, **analysis.separation_scores(
+                        feats, {"domains": [s.domain for s in samples], "classes": classes})})
+                fig = viz.embedding_grid(panels)
+                plt.show()
+                print(f"{len(samples)} test images ({n_per_domain} per domain at most), t-SNE seed {tsne_seed}")
+            else:
+                display(Markdown("**No embedding to show:** no unlearned model could be rebuilt here (see above)."))
+            """, "hide-input"),
+        md("""
+            ## How separated
+
+            Silhouette score of the domains and of the classes in each model's feature space (cosine distance,
+            −1 to 1): near 0 means intermixed, higher means separated.
+            """),
+        code("""
+            score_table = pd.DataFrame(scores, columns=["model", "domains", "classes"]).set_index("model")
+            score_table.round(3)
+            """, "hide-input"),
+        code("""
+            # Facts for the conclusion below (glued, so that no number in the text is typed by hand).
+            def score(model, what):
+                return float(score_table.loc[model, what]) if model in score_table.index else float("nan")
+
+
+            before = "Zero-shot CLIP"
+            after = report.METHOD_NAMES.get(run_methods[-1], run_methods[-1]) if run_methods else ""
+            d_gap = score(after, "domains") - score(before, "domains")
+            facts = {
+                "tsne_dataset": report.DATASET_NAMES.get(pg.dataset, pg.dataset),
+                "tsne_forget": "+".join(sets[0]),
+                "tsne_after": after,
+                "tsne_n_points": str(len(panels[0][1]) if panels else 0),
+                "tsne_dom_before": report.fmt(score(before, "domains"), 3),
+                "tsne_dom_after": report.fmt(score(after, "domains"), 3),
+                "tsne_cls_before": report.fmt(score(before, "classes"), 3),
+                "tsne_cls_after": report.fmt(score(after, "classes"), 3),
+                "tsne_verdict": ("not measurable here (" + "; ".join(fm.reasons.values()) + ")" if pd.isna(d_gap)
+                                 else ("more" if d_gap > 0 else "not more") + " separated by domain after unlearning"
+                                 f" ({report.signed(d_gap, 3)})"),
+            }
+            for key, value in facts.items():
+                glue(key, value, display=False)
+            """, "remove-cell"),
+        md("""
+            ## What the numbers say
+
+            **Paper (Mini DomainNet).** Zero-shot CLIP's features mix the domains; ADU's form one cluster per domain
+            (read from the figure; no number is given).
+
+            **Ours ({glue:text}`tsne_dataset`, forgetting {glue:text}`tsne_forget`, {glue:text}`tsne_n_points` test
+            images).** The domain silhouette is {glue:text}`tsne_dom_before` for zero-shot CLIP and
+            {glue:text}`tsne_dom_after` for {glue:text}`tsne_after`: the features are {glue:text}`tsne_verdict`. The
+            class silhouette goes from {glue:text}`tsne_cls_before` to {glue:text}`tsne_cls_after`.
+            """),
+    ]
+    return _notebook(cells)
+
+
+def attention() -> nbformat.NotebookNode:
+    cells = [
+        md("""
+            # Attention maps: before and after unlearning
+
+            The paper's attention figure (Mini DomainNet, bird images, |D_forget| = 1 with *real* forgotten) shows,
+            for one image per domain, the attention of zero-shot CLIP and of ADU: after ADU the attention on the
+            object disappears or weakens in the forgotten domain and is kept or strengthened in the memorized ones
+            (our description of the figure). The paper does not name its attribution method.
+
+            We use **attention rollout** of the class token (documented below, from `adu_core.attribution`), show
+            one test image of one class per domain, and summarise N test images per domain by how spread the
+            rollout is: its normalised **entropy** (1 = uniform over the patches) and the share of the attention on
+            the 10 % most attended patches (**top-10 %**; 0.1 = uniform).
+            """),
+        *analysis_header("attention", parameters(
+            "adu", 'the unlearned model(s) shown after zero-shot CLIP: adu (or e.g. "baseline,adu")',
+            forget_sets="auto", n_forget="1", forget_doc=FIGURE_FORGET_DOC,
+            extra='''class_name = None  # the class shown in every domain (None: the first class)
+image_index = 0  # which test image of that class per domain (in the split's order)
+n_per_domain = 50  # test images per domain for the rollout statistics (a fixed draw)'''),
+            extra_imports="\nimport seaborn as sns\n\nimport adu_core.attribution\nfrom adu_core.attribution import upsample\n"),
+        md("""
+            ## The attribution method
+
+            Quoted from the code that computes it.
+            """),
+        code("""
+            display(Markdown(adu_core.attribution.__doc__.strip()))
+            """, "hide-input"),
+        md(FIGURE_RUN_NOTE),
+        code("""
+            run_methods, not_here = pg.methods(methods, ["adu"])
+            sets = analysis.figure_forget_sets(pg.domains, forget_sets, n=1, parse=lambda s: pg.forget(s, n_forget)[:1])
+            plan = pg.plan(report.method_variants(run_methods), sets)
+            status = pg.ensure(plan)
+            display(Markdown(status.message("attention", pg.command_params)))
+            print("forget set:", "+".join(sets[0]))
+            print(report.provenance_banner(status))
+            fm = analysis.before_after([(p.labels["variant"], p.labels["_path"]) for p in plan],
+                                       device=pg.overrides.get("device"))
+            for label, reason in fm.reasons.items():
+                display(Markdown(f"**{label} cannot be shown:** {reason}."))
+            marks = analysis.marked_domains(pg.domains, pg.domain_names, sets[0])
+            """, "hide-input"),
+        md("""
+            ## The maps
+
+            One test image of the same class per domain (columns; the forgotten domain is marked); rows: the image,
+            then the rollout of each model overlaid (red: most attended). Each map is scaled to its own range, so the
+            colours show where a model looks, not how peaked its attention is (the statistics below measure that).
+            """),
+        code("""
+            if fm.models:
+                ds, env = fm.dataset, fm.env
+                label = ds.classnames.index(class_name) if class_name is not None else 0
+                shown, images = analysis.test_images(
+                    ds, env, None, samples=analysis.one_per_domain(ds.samples("test"), pg.domains, label, image_index))
+                rows = [(name, upsample(analysis.rollout_maps(model, env, images), env.image_size).numpy())
+                        for name, model in fm.models.items()]
+                fig = viz.attention_grid(images.numpy(), rows, [marks[d] for d in pg.domains])
+                plt.show()
+                print(f"class: {ds.classnames[label]}; test image #{image_index} of that class in each domain")
+            else:
+                display(Markdown("**No maps to show:** no unlearned model could be rebuilt here (see above)."))
+            """, "hide-input"),
+        md("""
+            ## How spread the attention is
+
+            Per domain and model: mean ± sample standard deviation over n test images of the rollout's entropy and
+            top-10 % share.
+            """),
+        code("""
+            stats = pd.DataFrame(columns=["model", "domain", "forgotten", "entropy", "peak", "top10"])
+            if fm.models:
+                samples, images = analysis.test_images(ds, env, n_per_domain)
+                parts = []
+                for name, model in fm.models.items():
+                    values = analysis.rollout_stats(analysis.rollout_maps(model, env, images))
+                    parts.append(pd.DataFrame({"model": name, "domain": [marks[s.domain] for s in samples],
+                                               "forgotten": [s.domain in sets[0] for s in samples], **values}))
+                stats = pd.concat(parts, ignore_index=True)
+            stat_table = (stats.groupby(["domain", "model"], sort=False)[["entropy", "top10"]]
+                          .agg(["mean", "std"]).round(4) if len(stats) else stats)
+            if len(stats):
+                stat_table[("", "n")] = stats.groupby(["domain", "model"], sort=False).size()
+            stat_table
+            """, "hide-input"),
+        code("""
+            if len(stats):
+                names = {"entropy": "entropy (1 = uniform)", "top10": "top-10 % share (0.1 = uniform)"}
+                long = stats.rename(columns=names).melt(id_vars=["model", "domain"], value_vars=list(names.values()),
+                                                        var_name="statistic")
+                grid = sns.catplot(data=long, x="domain", y="value", hue="model", col="statistic", kind="point",
+                                   errorbar="sd", dodge=0.3, linestyle="none", sharey=False, height=2.8, aspect=1.4,
+                                   capsize=0.1, err_kws={"linewidth": 1})
+                grid.set_axis_labels("", "")
+                grid.set_titles("{col_name}")
+                for ax in grid.axes.flat:
+                    ax.tick_params(axis="x", labelrotation=20)
+                plt.show()
+            """, "hide-input"),
+        code("""
+            # Facts for the conclusion below (glued, so that no number in the text is typed by hand).
+            def mean_stat(model, forgotten, stat="entropy"):
+                part = stats[(stats["model"] == model) & (stats["forgotten"] == forgotten)] if len(stats) else stats
+                return float(part[stat].mean()) if len(part) else float("nan")
+
+
+            before = "Zero-shot CLIP"
+            after = report.METHOD_NAMES.get(run_methods[-1], run_methods[-1]) if run_methods else ""
+            change_forgotten = mean_stat(after, True) - mean_stat(before, True)
+            change_kept = mean_stat(after, False) - mean_stat(before, False)
+            if pd.isna(change_forgotten) or pd.isna(change_kept):
+                verdict = "not measurable here (" + "; ".join(fm.reasons.values() or ["no runs"]) + ")"
+            elif change_forgotten > change_kept:
+                verdict = "spreads more (or focuses less) on the forgotten domain than on the kept ones"
+            else:
+                verdict = "does not spread more on the forgotten domain than on the kept ones"
+            facts = {
+                "att_dataset": report.DATASET_NAMES.get(pg.dataset, pg.dataset),
+                "att_forget": "+".join(sets[0]),
+                "att_after": after,
+                "att_n": str(int(stats.groupby(["model", "domain"]).size().min()) if len(stats) else 0),
+                "att_ent_forgot_before": report.fmt(mean_stat(before, True), 4),
+                "att_ent_forgot_after": report.fmt(mean_stat(after, True), 4),
+                "att_ent_kept_before": report.fmt(mean_stat(before, False), 4),
+                "att_ent_kept_after": report.fmt(mean_stat(after, False), 4),
+                "att_change_forgotten": report.signed(change_forgotten, 4),
+                "att_change_kept": report.signed(change_kept, 4),
+                "att_top_change_forgotten": report.signed(mean_stat(after, True, "top10") - mean_stat(before, True, "top10"), 4),
+                "att_top_change_kept": report.signed(mean_stat(after, False, "top10") - mean_stat(before, False, "top10"), 4),
+                "att_verdict": verdict,
+            }
+            for key, value in facts.items():
+                glue(key, value, display=False)
+            """, "remove-cell"),
+        md("""
+            ## What the numbers say
+
+            **Paper (Mini DomainNet, real forgotten).** After ADU the attention on the object disappears or weakens
+            in the forgotten domain and is kept in the others (read from the figure; no number is given).
+
+            **Ours ({glue:text}`att_dataset`, forgetting {glue:text}`att_forget`, {glue:text}`att_n` test images per
+            domain).** The rollout entropy on the forgotten domain goes from {glue:text}`att_ent_forgot_before`
+            (zero-shot CLIP) to {glue:text}`att_ent_forgot_after` ({glue:text}`att_after`; change
+            {glue:text}`att_change_forgotten`), and on the kept domains from {glue:text}`att_ent_kept_before` to
+            {glue:text}`att_ent_kept_after` (change {glue:text}`att_change_kept`): after unlearning the attention
+            {glue:text}`att_verdict`. The share of the 10 % most attended patches changes by
+            {glue:text}`att_top_change_forgotten` on the forgotten domain and by {glue:text}`att_top_change_kept` on
+            the kept ones.
+            """),
+    ]
+    return _notebook(cells)
+
+
 def _notebook(cells: list[nbformat.NotebookNode]) -> nbformat.NotebookNode:
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
@@ -591,6 +1259,11 @@ NOTEBOOKS = {
     "ablation": ablation,
     "domain_accuracy": domain_accuracy,
     "protocol": protocol,
+    "sensitivity": sensitivity,
+    "shots": shots,
+    "pseudo_labels": pseudo_labels,
+    "tsne": tsne,
+    "attention": attention,
 }
 
 

@@ -33,6 +33,7 @@ def test_parse_override_by_declared_type():
     assert parse_override("instapg_layers", "none") is None
     assert parse_override("templates", '["a {}.", "a photo of a {}."]') == ("a {}.", "a photo of a {}.")
     assert parse_override("method.kd_weight", "2") == 2
+    assert parse_override("method.lr", "none") is None
     with pytest.raises(ValueError, match="unknown config key"):
         parse_override("epoch", "1")
     with pytest.raises(ValueError, match="expects int"):
@@ -45,3 +46,10 @@ def test_config_roundtrip_and_key():
     assert again == cfg and again.key() == cfg.key()
     assert make_config("synthetic", forget=("sketch",), seed=3).key() != cfg.key()
     assert RunConfig(forget="a,b").forget == ("a", "b")
+
+
+def test_tier_method_options_apply_to_their_method_only_and_explicit_wins():
+    assert make_config("synthetic", method="bbf").method_options == {"iterations": 50}
+    assert make_config("synthetic", method="lp++").method_options == {}
+    assert make_config("synthetic", method="bbf", method_options={"iterations": 7}).method_options == {"iterations": 7}
+    assert make_config("office_home", method="bbf").method_options == {}

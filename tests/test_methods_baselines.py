@@ -114,7 +114,7 @@ def _private_cache_one_thread(tmp_path, monkeypatch):
     torch.set_num_threads(threads)
 
 
-def setup_method(name: str, pretrained: str | None, tmp_path: Path, seed: int = 1, **options):
+def build_run(name: str, pretrained: str | None, tmp_path: Path, seed: int = 1, **options):
     """What run_experiment builds before ``fit``: the frozen CLIP, the few-shot data, the env, method and trainer."""
     cfg = make_config("synthetic", method=name, forget=("sketch",), seed=seed, pretrained=pretrained,
                       method_options=options)
@@ -205,7 +205,7 @@ def test_holdout_takes_the_same_number_from_every_group():
 # --- what each method may change --------------------------------------------------------------------------------
 
 def test_lpp_trains_only_its_head(class_aware_clip, tmp_path):
-    env, method, trainer = setup_method("lp++", str(class_aware_clip), tmp_path, steps=30)
+    env, method, trainer = build_run("lp++", str(class_aware_clip), tmp_path, steps=30)
     clip_before, before = snapshot(env.clip), snapshot(method)
     method.fit(trainer)
     assert not changed(clip_before, snapshot(env.clip))
@@ -216,7 +216,7 @@ def test_lpp_trains_only_its_head(class_aware_clip, tmp_path):
 
 
 def test_clipfit_trains_only_text_ffn_biases_and_image_layernorms(class_aware_clip, tmp_path):
-    env, method, trainer = setup_method("clipfit", str(class_aware_clip), tmp_path, epochs=1)
+    env, method, trainer = build_run("clipfit", str(class_aware_clip), tmp_path, epochs=1)
     clip_before, before = snapshot(env.clip), snapshot(method.clip)
     allowed = set(trainable_names(method.clip))
     assert {n for n, p in method.named_parameters() if p.requires_grad} == {f"clip.{n}" for n in allowed}
@@ -231,7 +231,7 @@ def test_clipfit_trains_only_text_ffn_biases_and_image_layernorms(class_aware_cl
 
 
 def test_bbf_changes_no_model_parameter(class_aware_clip, tmp_path):
-    env, method, trainer = setup_method("bbf", str(class_aware_clip), tmp_path, iterations=8)
+    env, method, trainer = build_run("bbf", str(class_aware_clip), tmp_path, iterations=8)
     clip_before, before = snapshot(env.clip), snapshot(method)
     assert not any(p.requires_grad for p in method.parameters())
     images = normalize(trainer.data.images[:5], CLIP_MEAN, CLIP_STD)
@@ -247,10 +247,31 @@ def test_bbf_changes_no_model_parameter(class_aware_clip, tmp_path):
     torch.testing.assert_close(logits, method.query(images, state["context"]))
     assert not torch.allclose(logits, method.query(images, zero_context))
     # The saved state restores the same classifier in a fresh method.
-    _, fresh, _ = setup_method("bbf", str(class_aware_clip), tmp_path, iterations=8)
+    _, fresh, _ = build_run("bbf", str(class_aware_clip), tmp_path, iterations=8)
     fresh.load_trainable_state(state)
     torch.testing.assert_close(fresh(images).logits, logits)
 
+
+
+def test_clipfit_own_epochs_resume_to_the_same_result(tmp_path, monkeypatch):
+    """CLIPFit's ``epochs`` option replaces the run's, and an interrupted run resumes through the shared loop."""
+    cfg = make_config("synthetic", method="clipfit", forget=("sketch",), epochs=5, method_options={"epochs": 2})
+    whole = run_experiment(cfg, tmp_path / "whole", progress=False)
+    assert [h["epoch"] for h in whole["history"]] == [1, 2]
+    original = Trainer._save
+
+    def save_then_die(self, method, opt, epochs_done):
+        original(self, method, opt, epochs_done)
+        if epochs_done == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, tmp_path / "cut", progress=False)
+    monkeypatch.setattr(Trainer, "_save", original)
+    resumed = run_experiment(cfg, tmp_path / "cut", progress=False)
+    assert resumed["timings"]["resumed_from_epoch"] == 1
+    assert resumed["metrics"] == whole["metrics"]
 
 # --- forgetting happens -------------------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ..features_cache import cached_features
-from ..text_encoding import encode_text_embeddings, eot_positions, text_tower
+from ..text_encoding import encode_text_embeddings, eot_positions, is_causal, text_tower
 from . import register
 from .base import Method, Outputs, RunEnv, normalized
 
@@ -54,6 +54,8 @@ class BBFOptions:
 
 @register
 class BBF(Method):
+    """Black-Box Forgetting: CMA-ES over a shared/unique latent text context, no gradients."""
+
     name = "bbf"
     options_cls = BBFOptions
 
@@ -73,7 +75,10 @@ class BBF(Method):
             gen = torch.Generator().manual_seed(self.cfg.seed)
             latent = opt.shared_dim + opt.unique_dim
             proj = torch.randn(vocab.shape[1], latent, generator=gen) * float(vocab.std())
-            self.register_buffer("base_embeddings", tower.token_embedding(tokens).float(), persistent=False)
+            base = tower.token_embedding(tokens).float()
+            if is_causal(getattr(tower, "attn_mask", None)):  # later tokens cannot reach the end-of-text output
+                base = base[:, :int(self.eot.max()) + 1]
+            self.register_buffer("base_embeddings", base, persistent=False)
         self.register_buffer("projection", proj.to(env.device), persistent=False)
         self.register_buffer("p0", vocab.mean(0), persistent=False)
         self.register_buffer("latent", torch.zeros(self.latent_size, device=env.device), persistent=False)
@@ -94,17 +99,21 @@ class BBF(Method):
 
     @torch.no_grad()
     def text_features(self, contexts: torch.Tensor) -> torch.Tensor:
-        """[P, n_ctx, D] contexts -> [P, C, E] L2-normalised class text features (one batched text pass)."""
-        n_pop, n_cls = len(contexts), len(self.tokens)
-        emb = self.base_embeddings.unsqueeze(0).repeat(n_pop, 1, 1, 1)
-        emb[:, :, 1:1 + self.options.n_ctx] = contexts.unsqueeze(1)
-        emb = emb.flatten(0, 1)
-        eot = self.eot.repeat(n_pop)
-        chunk = self.options.text_chunk
-        with self.env.autocast():
-            out = torch.cat([encode_text_embeddings(self.env.clip, emb[i:i + chunk], eot[i:i + chunk]).float()
-                             for i in range(0, len(emb), chunk)])
-        return F.normalize(out, dim=-1).view(n_pop, n_cls, -1)
+        """[P, n_ctx, D] contexts -> [P, C, E] L2-normalised class text features.
+
+        Candidates are encoded together, ``text_chunk`` prompts per pass, so a population costs a few passes.
+        """
+        n_cls, n_ctx = len(self.tokens), self.options.n_ctx
+        per_pass = max(1, self.options.text_chunk // n_cls)
+        out = []
+        for start in range(0, len(contexts), per_pass):
+            ctx = contexts[start:start + per_pass]
+            emb = self.base_embeddings.unsqueeze(0).repeat(len(ctx), 1, 1, 1)
+            emb[:, :, 1:1 + n_ctx] = ctx.unsqueeze(1)
+            with self.env.autocast():
+                feats = encode_text_embeddings(self.env.clip, emb.flatten(0, 1), self.eot.repeat(len(ctx)))
+            out.append(F.normalize(feats.float(), dim=-1).view(len(ctx), n_cls, -1))
+        return torch.cat(out)
 
     @torch.no_grad()
     def query(self, images: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -182,11 +191,12 @@ class BBF(Method):
                 idx = fit_idx[torch.randperm(len(fit_idx), generator=gen)[:opt.batch_size].to(dev)]
             fitness = losses(text, idx)
             h_sel = harmonic(text, sel_idx)
-            l_sel = fitness if sel_idx is fit_idx else losses(text, sel_idx)
-            for p in range(len(z)):
-                score = (float(h_sel[p]), float(l_sel[p]))
-                if score[0] > best[0] or (score[0] == best[0] and score[1] < best[1]):
-                    best, best_z = score, z[p].cpu()
+            l_sel = fitness if idx is sel_idx else losses(text, sel_idx)
+            top = h_sel == h_sel.max()  # the population's best H, ties to the lower held-out loss
+            p = int(torch.where(top, l_sel, torch.full_like(l_sel, float("inf"))).argmin())
+            score = (float(h_sel[p]), float(l_sel[p]))
+            if score[0] > best[0] or (score[0] == best[0] and score[1] < best[1]):
+                best, best_z = score, z[p].cpu()
             fit_list = fitness.cpu().tolist()
             for es, solutions in zip(strategies, asked, strict=True):
                 es.tell(list(solutions), fit_list)

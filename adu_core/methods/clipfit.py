@@ -54,6 +54,8 @@ def trainable_names(clip: nn.Module) -> list[str]:
 
 @register
 class CLIPFit(Method):
+    """CLIPFit: text FFN biases + image LayerNorms (+ text KD) trained with L_memorize + L_forget."""
+
     name = "clipfit"
     options_cls = CLIPFitOptions
 

@@ -52,6 +52,8 @@ class LPPOptions:
 
 @register
 class LinearProbePP(Method):
+    """LP++: centroid-initialised linear probe + class-wise multipliers of the text logits, L_memorize + L_forget."""
+
     name = "lp++"
     options_cls = LPPOptions
 
