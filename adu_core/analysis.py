@@ -446,7 +446,7 @@ def figure_method(run_dir: str | Path | None, device: str | None = None) -> tupl
     from .train import load_trained
 
     if run_dir is None or not (Path(run_dir) / "run.json").is_file():
-        return "the run does not exist (and this execution's run budget does not train it)"
+        return "the run does not exist, and this execution's run budget does not train it"
     try:
         return load_trained(run_dir, device=device)
     except FileNotFoundError as err:

@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="adu", description="Approximate Domain Unlearning for CLIP (Kawamura et al., NeurIPS 2025).")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_run(sub)
+    _add_grid(sub)
     _add_methods(sub)
     for module in ("adu_core.data.cli", "adu_core.bench"):
         try:
@@ -79,10 +80,19 @@ def _add_run(sub) -> None:
 
 
 def config_from_args(args) -> object:
-    from .config import make_config, parse_override
+    from .config import make_config
 
-    values: dict = {"forget": tuple(d.strip() for d in args.forget.split(",") if d.strip()),
-                    "method": args.method, "seed": args.seed}
+    values = overrides_from_args(args)
+    values.update(forget=tuple(d.strip() for d in args.forget.split(",") if d.strip()), method=args.method,
+                  seed=args.seed)
+    return make_config(args.dataset, args.tier, **values)
+
+
+def overrides_from_args(args) -> dict:
+    """Config values from `--set KEY=VALUE` (method.NAME keys go to method_options) and `--data-root`."""
+    from .config import parse_override
+
+    values: dict = {}
     if args.data_root:
         values["data_root"] = args.data_root
     method_options: dict = {}
@@ -97,7 +107,7 @@ def config_from_args(args) -> object:
             values[key] = parse_override(key, text)
     if method_options:
         values["method_options"] = {**values.get("method_options", {}), **method_options}
-    return make_config(args.dataset, args.tier, **values)
+    return values
 
 
 def _cmd_run(args) -> int:
@@ -111,6 +121,66 @@ def _cmd_run(args) -> int:
     m = result["metrics"]
     print(f"{cfg.method} on {cfg.dataset}, forget {'+'.join(cfg.forget)}, seed {cfg.seed}: "
           f"Mem {m['mem']:.2f}  For {m['for']:.2f}  H {m['h']:.2f}  -> {out}/run.json")
+    return 0
+
+
+def _add_grid(sub) -> None:
+    p = sub.add_parser(
+        "grid", help="run a grid (methods x forget sets x seeds), skipping finished runs; optionally on a cluster",
+        description="Run every (method, forget set, seed) of a grid. Finished runs (run.json present) are skipped, "
+                    "interrupted ones resume; --backend submitit/ray dispatches the runs as independent jobs.")
+    p.add_argument("--dataset", required=True, help="dataset name (`adu data list`)")
+    p.add_argument("--methods", default="adu", help="comma-separated methods; default adu")
+    p.add_argument("--forget-sizes", default="1,2,3", help="forget every combination of these sizes (default 1,2,3)")
+    p.add_argument("--forget", default=None, help="explicit forget sets instead, e.g. 'sketch;photo,cartoon'")
+    p.add_argument("--seeds", default="1", help="comma-separated seeds; default 1")
+    p.add_argument("--tier", default=None, help="defaults preset: paper, testbed or smoke")
+    p.add_argument("--data-root", default=None, help="data root (default $ADU_DATA_ROOT or the user cache)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key for every run (see `adu run --help`)")
+    p.add_argument("--results-dir", default=None, help="results root (default: <project>/results)")
+    p.add_argument("--backend", default="inline", choices=("inline", "submitit", "ray"),
+                   help="inline (this process), submitit (SLURM or local processes) or ray")
+    p.add_argument("--executor", default=None, help="submitit executor: slurm, local or debug (default: auto)")
+    p.add_argument("--group-size", type=int, default=1, help="compatible runs trained together in one pass")
+    p.add_argument("--force", action="store_true", help="rerun finished runs")
+    p.set_defaults(func=_cmd_grid)
+
+
+def grid_configs(args) -> list:
+    from .config import make_config
+    from .data import get_dataset
+
+    values = overrides_from_args(args)
+    ds = get_dataset(args.dataset, root=args.data_root)
+    if args.forget:
+        forget_sets = [tuple(ds.check_domains([d for d in part.split(",") if d.strip()]))
+                       for part in args.forget.split(";") if part.strip()]
+    else:
+        from itertools import combinations
+
+        sizes = [int(k) for k in args.forget_sizes.split(",") if k.strip()]
+        forget_sets = [c for k in sizes if 0 < k < len(ds.domains) for c in combinations(ds.domains, k)]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    return [make_config(args.dataset, args.tier, **values, method=m, forget=f, seed=s)
+            for m in methods for f in forget_sets for s in seeds]
+
+
+def _cmd_grid(args) -> int:
+    from .dispatch import default_run_dirs, dispatch
+    from .metrics import aggregate
+
+    cfgs = grid_configs(args)
+    dirs = default_run_dirs(cfgs, args.results_dir)
+    results = dispatch(cfgs, dirs, backend=args.backend, executor=args.executor, group_size=args.group_size,
+                       force=args.force)
+    by_method: dict[str, list] = {}
+    for cfg, run in zip(cfgs, results, strict=True):
+        by_method.setdefault(cfg.method, []).append(run["metrics"])
+    for method, runs in by_method.items():
+        agg = aggregate(runs)
+        print(f"{method:<10} n={int(agg['n']):<3} H {agg['h']:.2f}  Mem {agg['mem']:.2f}  For {agg['for']:.2f}")
     return 0
 
 

@@ -75,7 +75,9 @@ class RunConfig:
     crop_scale: tuple[float, float] = _f((0.08, 1.0), "random-resized-crop scale range, plus flips [G: Dassl]")
     # --- runtime -------------------------------------------------------------------------------------------------
     device: str = _f("auto", "cuda, cpu or auto")
-    precision: str = _f("auto", "bf16 or fp32; auto = bf16 autocast on CUDA, fp32 on CPU")
+    precision: str = _f("auto", "bf16, fp16 (CUDA, loss-scaled) or fp32; auto = bf16 autocast on CUDA (fp16 where "
+                                "the GPU lacks bf16, e.g. T4), fp32 on CPU")
+    checkpoint_interval_s: float = _f(0.0, "least seconds between epoch checkpoints (0 = every epoch)")
     grad_checkpointing: bool = _f(False, "recompute encoder activations in backward to save memory")
     eval_batch_size: int = _f(256, "test batch size (inference mode)")
     method_options: dict = _f({}, "method-specific hyperparameters (validated by the method)")

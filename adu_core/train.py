@@ -63,8 +63,10 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
                           "keep at least one, since Mem is measured on the kept domains")
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device=cuda was asked for but no CUDA GPU is visible; use --set device=cpu or auto")
-    if cfg.precision not in ("auto", "bf16", "fp32"):
-        raise ConfigError(f"precision must be auto, bf16 or fp32, not {cfg.precision!r}")
+    if cfg.precision not in ("auto", "bf16", "fp16", "fp32"):
+        raise ConfigError(f"precision must be auto, bf16, fp16 or fp32, not {cfg.precision!r}")
+    if cfg.precision == "fp16" and not torch.cuda.is_available():
+        raise ConfigError("precision=fp16 needs a CUDA GPU (it uses loss scaling); use bf16 or fp32 on the CPU")
     return replace(cfg, forget=tuple(sorted(forget)), **method.config_overrides)
 
 
@@ -208,7 +210,10 @@ class Trainer:
         if not params:
             raise ConfigError(f"method {cfg.method!r} has no trainable parameters")
         opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        # fp16 (GPUs without bf16, e.g. T4) needs loss scaling; bf16 and fp32 do not.
+        scaler = torch.amp.GradScaler(env.device.type, enabled=env.autocast_dtype == torch.float16)
         start = self._resume(method, opt)
+        last_save = time.monotonic()
         device_gen = torch.Generator(device=env.device)
         bar = tqdm(range(start, cfg.epochs), desc=f"{cfg.method} {'+'.join(cfg.forget)} s{cfg.seed}",
                    disable=not self.progress, initial=start, total=cfg.epochs, leave=False)
@@ -224,15 +229,19 @@ class Trainer:
                     out = method(images)
                 terms = method.loss(out, labels, domains)
                 opt.zero_grad(set_to_none=True)
-                terms["loss"].backward()
-                opt.step()
+                scaler.scale(terms["loss"]).backward()
+                scaler.step(opt)
+                scaler.update()
                 for k, v in terms.items():  # accumulate on the device: no host sync inside the epoch
                     sums[k] = sums.get(k, 0) + v.detach().float()
             record = {k: float(v) / len(batches) for k, v in sums.items()}
             record.update(epoch=epoch + 1, lr=self.lr_at(epoch))
             self.history.append(record)
             bar.set_postfix(loss=f"{record['loss']:.3f}")
-            self._save(method, opt, epoch + 1)
+            due = time.monotonic() - last_save >= cfg.checkpoint_interval_s
+            if due and epoch + 1 < cfg.epochs:  # the last epoch's state goes straight into run.json/trained.pt
+                self._save(method, opt, epoch + 1)
+                last_save = time.monotonic()
 
     def epoch_batches(self, epoch: int, device_gen: torch.Generator) -> list[torch.Tensor]:
         """The epoch's domain-balanced batches of indices, already on the images' device (one copy per epoch), and
@@ -279,8 +288,14 @@ def _device(cfg: RunConfig) -> torch.device:
 
 
 def _autocast_dtype(cfg: RunConfig, device: torch.device) -> torch.dtype | None:
-    if cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda"):
+    if cfg.precision == "auto" and device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if cfg.precision == "bf16":
         return torch.bfloat16
+    if cfg.precision == "fp16":
+        if device.type != "cuda":
+            raise ConfigError("precision=fp16 needs a CUDA GPU; use bf16 or fp32 on the CPU")
+        return torch.float16
     return None
 
 

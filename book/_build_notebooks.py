@@ -717,7 +717,7 @@ plateau_tol = 2.0  # H points: a curve "stabilises" at the first value after whi
             def settles(sweep, symbol):
                 labels, values = curve(sweep)
                 if sweep not in points or all(pd.isna(v) for v in values):
-                    return "not measurable yet (no runs)"
+                    return "cannot be judged yet (no runs)"
                 start = analysis.plateau(labels, values, plateau_tol)
                 if start is None:
                     return f"does not stay within {plateau_tol:g} points anywhere along the grid"
@@ -1067,7 +1067,7 @@ tsne_seed = 0  # t-SNE's random state''')),
                 "tsne_dom_after": report.fmt(score(after, "domains"), 3),
                 "tsne_cls_before": report.fmt(score(before, "classes"), 3),
                 "tsne_cls_after": report.fmt(score(after, "classes"), 3),
-                "tsne_verdict": ("not measurable here (" + "; ".join(fm.reasons.values()) + ")" if pd.isna(d_gap)
+                "tsne_verdict": ("not comparable here: " + "; ".join(fm.reasons.values() or ["no runs"]) if pd.isna(d_gap)
                                  else ("more" if d_gap > 0 else "not more") + " separated by domain after unlearning"
                                  f" ({report.signed(d_gap, 3)})"),
             }
@@ -1203,7 +1203,7 @@ n_per_domain = 50  # test images per domain for the rollout statistics (a fixed 
             change_forgotten = mean_stat(after, True) - mean_stat(before, True)
             change_kept = mean_stat(after, False) - mean_stat(before, False)
             if pd.isna(change_forgotten) or pd.isna(change_kept):
-                verdict = "not measurable here (" + "; ".join(fm.reasons.values() or ["no runs"]) + ")"
+                verdict = "cannot be compared here: " + "; ".join(fm.reasons.values() or ["no runs"])
             elif change_forgotten > change_kept:
                 verdict = "spreads more (or focuses less) on the forgotten domain than on the kept ones"
             else:

@@ -142,3 +142,15 @@ def test_run_help_documents_every_option():
             assert key in proc.stdout, key
     for flag in ("--dataset", "--forget", "--method", "--seed", "--out", "--set", "--force", "--tier"):
         assert flag in proc.stdout
+
+
+def test_cli_grid_runs_every_combination_once(tmp_path, capsys):
+    args = ["grid", "--dataset", "synthetic", "--methods", "zeroshot", "--forget-sizes", "3", "--seeds", "1",
+            "--results-dir", str(tmp_path)]
+    assert main(args) == 0
+    runs = sorted(tmp_path.rglob("run.json"))
+    assert len(runs) == 4  # C(4, 3) forget sets of the four synthetic domains
+    assert "zeroshot   n=4" in capsys.readouterr().out
+    stamps = [p.stat().st_mtime_ns for p in runs]
+    assert main(args) == 0  # finished runs are skipped, not redone
+    assert [p.stat().st_mtime_ns for p in runs] == stamps

@@ -1,0 +1,391 @@
+"""adu_core.analysis, the analysis helpers of adu_core.viz, and the five analysis pages of the book.
+
+Run tests use the synthetic dataset at the smoke tier with 1 epoch (a tiny random model: seconds per run). One ADU
+run (forget photo) is trained once per module in a temporary results folder; every page executed here reuses it,
+since the point at each sweep's default is that same run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from adu_core import analysis, report
+from adu_core.config import make_config
+from adu_core.results import run_dir
+
+matplotlib.use("Agg")
+
+REPO = Path(__file__).resolve().parents[1]
+BOOK = REPO / "book"
+PAGES = ("sensitivity", "shots", "pseudo_labels", "tsne", "attention")
+PACS = ("art_painting", "cartoon", "photo", "sketch")
+SMOKE = {"dataset": "synthetic", "tier": "smoke", "forget_sets": "photo", "epochs": 1}
+
+
+# --- grids and plans -------------------------------------------------------------------------------------------------------
+def test_depth_grid_spreads_over_the_layers_and_keeps_the_default():
+    assert analysis.depth_grid(6, 4) == [1, 3, 4, 6]  # the testbed encoder
+    assert analysis.depth_grid(12, 9) == [1, 5, 8, 9, 12]  # ViT-B/16 at the paper's depth
+    assert analysis.depth_grid(4, 3) == [1, 2, 3, 4]  # the smoke tier's adu-tiny
+    assert analysis.depth_grid(6, 4, points=1) == [4, 6]
+    with pytest.raises(ValueError):
+        analysis.depth_grid(0, 1)
+
+
+def test_like_domain_and_auto_forget_sets():
+    assert analysis.like_domain(("art", "clipart", "product", "real_world"), ("real", "photo")) == "real_world"
+    assert analysis.like_domain(("x", "y"), ("real",)) is None
+    assert analysis.figure_forget_sets(PACS) == [("photo",), ("art_painting",)]
+    assert analysis.figure_forget_sets(PACS, n=1) == [("photo",)]
+    assert analysis.figure_forget_sets(("photo", "sketch", "cartoon", "painting")) == [("photo",), ("painting",)]
+    assert analysis.figure_forget_sets(("clipart", "painting", "real", "sketch")) == [("real",), ("painting",)]
+    assert analysis.figure_forget_sets(("x", "y")) == [("x",)]  # neither kind: the first domain
+    assert analysis.figure_forget_sets(PACS, "sketch", parse=lambda s: [(s,)]) == [("sketch",)]
+    with pytest.raises(ValueError, match="parser"):
+        analysis.figure_forget_sets(PACS, "sketch")
+
+
+def test_sweep_points_default_has_no_overrides():
+    cfg = make_config("synthetic", "smoke")  # gamma 30, lam 10, depth 3, n_ctx 2, gaussian
+    gamma = analysis.sweep_points("gamma", "0,30", cfg)
+    assert [(p.value, p.default, p.overrides, p.x) for p in gamma] == [("0", False, (("gamma", 0.0),), 0.0),
+                                                                        ("30", True, (), 30.0)]
+    assert [p.value for p in analysis.sweep_points("lam", [1, 10.0], cfg)] == ["1", "10"]
+    assert analysis.sweep_points("n_ctx", 2, cfg)[0].default
+    depth = analysis.sweep_points("prompt_depth", None, cfg)  # None: over adu-tiny's 4 layers
+    assert [p.value for p in depth] == ["1", "2", "3", "4"] and [p.default for p in depth] == [0, 0, 1, 0]
+    kernel = analysis.sweep_points("mmd_kernel", "gaussian,laplacian", cfg)
+    assert kernel[1].overrides == (("mmd_kernel", "laplacian"),) and kernel[1].x is None
+    place = {p.value: p.overrides for p in analysis.sweep_points("instapg", ",".join(analysis.PLACEMENTS), cfg)}
+    assert place == {"none": (("instapg", False),), "first (0)": (("instapg_layers", (0,)),),
+                     "middle (1)": (("instapg_layers", (1,)),), "after the first (1–2)": (),
+                     "all (0–2)": (("instapg_layers", (0, 1, 2)),)}
+    with pytest.raises(ValueError, match="unknown sweep"):
+        analysis.sweep_points("lr", "1", cfg)
+    with pytest.raises(ValueError, match="placement"):
+        analysis.sweep_points("instapg", "somewhere", cfg)
+    with pytest.raises(ValueError, match="repeated"):
+        analysis.sweep_points("gamma", "30,30.0", cfg)
+    with pytest.raises(ValueError, match="needs its values"):
+        analysis.sweep_points("gamma", None, cfg)
+
+
+def test_backbone_layers_from_the_architecture():
+    assert analysis.backbone_layers(make_config("synthetic", "smoke")) == 4
+    assert analysis.backbone_layers(make_config("pacs", "testbed", pretrained="/nonexistent/w.pt")) == 6
+
+
+@pytest.fixture
+def page(tmp_path, monkeypatch):
+    monkeypatch.delenv(report.BUDGET_ENV, raising=False)
+    return report.page("sensitivity", "synthetic", "smoke", epochs=1, results_root=tmp_path, max_new_runs=0)
+
+
+def test_sweep_plan_shares_the_default_run(page):
+    cfg = page.session_cfg("adu")
+    points = analysis.sweep_points("gamma", "0,30", cfg) + analysis.sweep_points("mmd_kernel", "gaussian,linear", cfg)
+    plan = analysis.sweep_plan(page, points, [("photo",)])
+    assert len(plan) == 4
+    status = page.ensure(plan, progress=False)
+    assert status.n_unique == 3 and status.trained == 0 and len(status.missing) == 4
+    table1_adu = page.plan(report.method_variants(["adu"]), [("photo",)])[0]
+    defaults = [p for p in plan if p.labels["default"]]
+    assert {run_dir(page.results_root, p.cfg) for p in defaults} == {run_dir(page.results_root, table1_adu.cfg)}
+    gamma0 = next(p for p in plan if p.labels["sweep"] == "gamma" and p.labels["setting"] == "0")
+    assert gamma0.cfg.gamma == 0.0 and gamma0.cfg.epochs == 1 and gamma0.labels["x"] == 0.0
+
+
+def test_shots_and_pseudo_label_plans(page):
+    plan = analysis.shots_plan(page, ["zeroshot", "baseline", "adu"], [2, 4, 8], [("photo",)], default_shots=4)
+    assert len(plan) == 1 + 3 + 3
+    zs = [p for p in plan if p.cfg.method == "zeroshot"]
+    assert len(zs) == 1 and zs[0].labels["reference"] and zs[0].cfg.shots == 4
+    assert sorted(p.cfg.shots for p in plan if p.cfg.method == "adu") == [2, 4, 8]
+    assert {p.labels["variant"] for p in plan} == {"Zero-shot CLIP", "Baseline", "ADU"}
+
+    plan, notes = analysis.pseudo_label_plan(page, ["adu"], ["kmeans", "zeroshot"], [0.0, 0.5, 1.0], [("photo",)])
+    assert len(plan) == 2 + 3 and len(notes) == 1 and "kmeans" in notes[0]
+    assert not any(p.labels["labeller"] == "kmeans" and p.labels["fraction"] == 0.0 for p in plan)
+    full = [p for p in plan if p.labels["fraction"] == 1.0]
+    assert len(full) == 2 and full[0].cfg == full[1].cfg and full[0].cfg.domain_label_fraction == 1.0
+    half_zs = next(p for p in plan if p.labels["labeller"] == "zeroshot" and p.labels["fraction"] == 0.5)
+    assert half_zs.cfg.pseudo_labeler == "zeroshot" and half_zs.cfg.domain_label_fraction == 0.5
+    assert page.ensure(plan, progress=False).n_unique == 4
+    with pytest.raises(ValueError, match="labeller"):
+        analysis.pseudo_label_plan(page, ["adu"], ["oracle"], [0.5], [("photo",)])
+    with pytest.raises(ValueError, match="within"):
+        analysis.pseudo_label_plan(page, ["adu"], ["zeroshot"], [1.5], [("photo",)])
+
+
+# --- tables and phrases ------------------------------------------------------------------------------------------------------
+def test_ours_table_sorts_formats_and_counts():
+    runs = pd.DataFrame({"labeller": ["kmeans", "kmeans", "zeroshot", "zeroshot", "zeroshot", "zeroshot"],
+                         "fraction": [0.5, 1.0, 0.5, 1.0, 0.0, 0.0],
+                         "h": [1.0, 2.0, 3.0, 4.0, 5.0, 7.0], "mem": 50.0, "for": 50.0,
+                         "pseudo_label_acc": [60.0, None, 20.0, None, 10.0, 30.0]})
+    table = analysis.ours_table(runs, ["labeller", "fraction"], metrics=("h", "pseudo_label_acc"), sort=True)
+    assert list(table.columns) == ["H", "Pseudo-label acc.", "n"]
+    assert list(table.index) == [("kmeans", "0.5"), ("kmeans", "1"), ("zeroshot", "0"), ("zeroshot", "0.5"),
+                                 ("zeroshot", "1")]
+    assert table.loc[("zeroshot", "0"), "H"] == "6.00 ± 1.41" and table.loc[("zeroshot", "0"), "n"] == 2
+    assert table.loc[("kmeans", "1"), "Pseudo-label acc."] == "–"
+    assert len(analysis.ours_table(runs.iloc[0:0], ["labeller", "fraction"])) == 0
+
+
+def test_with_run_metrics_reads_run_json(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps({"metrics": {"h": 1.0, "pseudo_labels": {"pseudo_label_acc": 75.0}}}))
+    b.write_text(json.dumps({"metrics": {"h": 2.0}}))
+    runs = pd.DataFrame({"path": [str(a), str(b), str(a)]})
+    out = analysis.with_run_metrics(runs, {"acc": ("pseudo_labels", "pseudo_label_acc"), "h": ("h",)})
+    assert out["acc"].iloc[0] == 75.0 and math.isnan(out["acc"].iloc[1]) and out["h"].tolist() == [1.0, 2.0, 1.0]
+    assert "acc" not in runs  # a copy
+    empty = analysis.with_run_metrics(pd.DataFrame(columns=["path"]), {"acc": ("x",)})
+    assert list(empty.columns) == ["path", "acc"] and not len(empty)
+
+
+def test_curve_phrases():
+    assert analysis.plateau([0, 1, 10, 30, 100], [20.0, 40.0, 60.0, 61.0, 60.5]) == 10
+    assert analysis.plateau([0, 1, 10], [20.0, 40.0, 60.0]) is None
+    assert analysis.plateau(["a", "b", "c"], [50.0, float("nan"), 51.0]) == "a"
+    assert analysis.describe_curve([1, 2, 4], [10.0, 30.0, 20.0], "γ = ") == \
+        "10.00 at γ = 1 and 20.00 at γ = 4 (+10.00), highest (30.00) at γ = 2"
+    assert analysis.describe_curve([1], [5.0], unit=" shots") == "5.00 at 1 shots (one point only)"
+    assert analysis.describe_curve([1], [float("nan")]) == "not measurable yet (no runs)"
+    assert analysis.describe_levels(["a", "b"], [1.0, 2.0]) == "highest with b (2.00), lowest with a (1.00)"
+    assert analysis.trend_after_peak([1, 2, 4], [10.0, 30.0, 20.0], " shots") == \
+        "highest at 2 shots (30.00), then -10.00 by 4 shots"
+    assert analysis.trend_after_peak([1, 2], [1.0, 2.0]).startswith("highest at the largest value, 2")
+    assert analysis.trend_after_peak([1], [1.0]).startswith("not measurable")
+
+
+# --- figure statistics -------------------------------------------------------------------------------------------------------
+def test_rollout_stats_uniform_and_one_hot():
+    uniform = torch.full((1, 4, 5), 0.05)
+    one_hot = torch.zeros(1, 4, 5)
+    one_hot[0, 2, 3] = 0.7
+    stats = analysis.rollout_stats(torch.cat([uniform, one_hot]))
+    assert stats["entropy"] == pytest.approx([1.0, 0.0], abs=1e-9)
+    assert stats["peak"] == pytest.approx([1.0, 20.0])
+    assert stats["top10"] == pytest.approx([0.1, 1.0])  # 2 of 20 patches
+
+
+def test_tsne_embedding_is_deterministic_and_separation_scores():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 16)) * 4
+    groups = np.repeat(np.arange(3), 15)
+    feats = centres[groups] + rng.normal(size=(45, 16)) * 0.3
+    a = analysis.tsne_embedding(feats, seed=0, perplexity=10)
+    b = analysis.tsne_embedding(feats, seed=0, perplexity=10)
+    assert a.shape == (45, 2) and np.allclose(a, b)
+    assert analysis.tsne_embedding(feats[:6], seed=0).shape == (6, 2)  # perplexity lowered below n
+    with pytest.raises(ValueError):
+        analysis.tsne_embedding(feats[:3])
+    scores = analysis.separation_scores(feats, {"groups": groups, "shuffled": rng.permutation(groups),
+                                                "one": np.zeros(45)})
+    assert scores["groups"] > 0.5 and abs(scores["shuffled"]) < 0.2 and math.isnan(scores["one"])
+
+
+def test_marked_domains_and_one_per_domain():
+    from adu_core.data.base import Sample
+
+    assert analysis.marked_domains(("a", "b"), ("A", "B"), ("b",)) == {"a": "A (kept)", "b": "B (forgotten)"}
+    samples = [Sample("1", 0, "a"), Sample("2", 1, "a"), Sample("3", 1, "b"), Sample("4", 1, "b")]
+    assert [s.path for s in analysis.one_per_domain(samples, ("a", "b"), 1, index=1)] == ["2", "4"]
+    with pytest.raises(ValueError, match="no test image"):
+        analysis.one_per_domain(samples, ("a", "b"), 0)
+
+
+# --- a real run: rebuilding it for the figures ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """The default smoke ADU run (1 epoch, forget photo) in a module results folder; returns (base, run folder)."""
+    base = tmp_path_factory.mktemp("results")
+    plan = report.plan_runs("synthetic", "smoke", report.method_variants(["adu"]), [("photo",)], (1,), epochs=1)
+    status = report.ensure_runs(plan, base / "smoke", progress=False, max_new_runs=-1)
+    assert not status.missing
+    return base, Path(status.runs["path"].iloc[0]).parent
+
+
+def test_figure_models_and_their_maps(results):
+    _, folder = results
+    fm = analysis.before_after([("ADU", folder)])
+    assert list(fm.models) == ["Zero-shot CLIP", "ADU"] and not fm.reasons
+    zs, adu = fm.models.values()
+    assert zs.env is adu.env and fm.dataset.name == "synthetic"
+    samples, images = analysis.test_images(fm.dataset, fm.env, 3)
+    assert len(samples) == 12 and images.dtype == torch.uint8  # 3 per domain
+    feats = {name: analysis.image_features(m, fm.env, images) for name, m in fm.models.items()}
+    assert feats["ADU"].shape == feats["Zero-shot CLIP"].shape
+    assert np.allclose(np.linalg.norm(feats["ADU"], axis=1), 1.0, atol=1e-4)
+    assert not np.allclose(feats["ADU"], feats["Zero-shot CLIP"])  # the prompts change the features
+    maps = analysis.rollout_maps(adu, fm.env, images, batch_size=5)
+    grid = fm.env.clip.visual.grid_size
+    assert maps.shape == (12, *grid) and bool((maps >= 0).all())
+    stats = analysis.rollout_stats(maps)
+    assert ((stats["entropy"] > 0) & (stats["entropy"] <= 1 + 1e-9)).all()
+
+
+def test_figure_method_says_why_it_cannot_rebuild(results, tmp_path):
+    import shutil
+
+    _, folder = results
+    assert "does not exist" in analysis.figure_method(tmp_path / "nowhere")
+    assert "does not exist" in analysis.figure_method(None)
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    (copy / "trained.pt").unlink()
+    assert "trained state" in analysis.figure_method(copy)
+    fm = analysis.before_after([("ADU", copy)])
+    assert not fm.models and fm.env is None and "trained state" in fm.reasons["ADU"]
+
+
+# --- plots -----------------------------------------------------------------------------------------------------------------
+def test_analysis_plots_draw_with_and_without_runs():
+    import matplotlib.pyplot as plt
+
+    from adu_core import viz
+
+    runs = pd.DataFrame({"sweep": ["gamma", "gamma", "gamma", "mmd_kernel"], "setting": ["0", "30", "30", "linear"],
+                         "h": [10.0, 20.0, 22.0, 30.0], "mem": 50.0, "for": 40.0})
+    orders = {"gamma": ["0", "30"], "mmd_kernel": ["gaussian", "linear"]}
+    fig = viz.sweep_lines(runs, orders, {"gamma": "30", "mmd_kernel": "gaussian"}, unordered=("mmd_kernel",))
+    assert fig.axes[0].get_title() == "H" and len(fig.axes) == 6
+    assert len(viz.sweep_lines(runs.iloc[0:0], orders, {}).axes) == 6
+    lines = pd.DataFrame({"shots": [1, 2, 1, 2], "variant": ["ADU", "ADU", "Baseline", "Baseline"],
+                          "h": [1.0, 2.0, 3.0, 4.0], "mem": 1.0, "for": 1.0})
+    fig = viz.metric_lines(lines, x="shots", hue="variant", xscale="log2", references=lines.assign(h=50.0),
+                           reference_label="Zero-shot CLIP")
+    labels = fig.axes[2].get_legend_handles_labels()[1]
+    assert "Zero-shot CLIP" in labels and "ADU" in labels
+    assert viz.metric_lines(lines.iloc[0:0], x="shots", hue="variant").axes[0].texts[0].get_text() == "no runs yet"
+    with pytest.raises(ValueError, match="xscale"):
+        viz.metric_lines(lines, x="shots", hue="variant", xscale="cubic")
+    pts = pd.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0], "domain": ["a", "b"], "class": ["c", "c"]})
+    assert viz.embedding_grid([("before", pts), ("after", pts)]).axes[0].get_title() == "before, by domain"
+    images = np.zeros((2, 3, 8, 8), dtype=np.uint8)
+    fig = viz.attention_grid(images, [("ADU", np.ones((2, 8, 8)))], ["a (kept)", "b (forgotten)"])
+    assert len(fig.axes) == 4 and fig.axes[1].get_title() == "b (forgotten)"
+    plt.close("all")
+
+
+# --- the notebooks ---------------------------------------------------------------------------------------------------------
+def test_pages_are_generated_and_listed():
+    sys.path.insert(0, str(BOOK))
+    try:
+        import _build_notebooks as build
+    finally:
+        sys.path.remove(str(BOOK))
+    assert set(PAGES) <= set(build.NOTEBOOKS)
+    for name in PAGES:
+        assert (BOOK / f"{name}.ipynb").read_text() == build.render(name), "run python book/_build_notebooks.py"
+    import yaml
+
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    analyses = next(p for p in toc["parts"] if p["caption"] == "Analyses")
+    assert {f"book/{n}" for n in PAGES} <= {c["file"] for c in analyses["chapters"]}
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_structure(name):
+    nb = nbformat.read(BOOK / f"{name}.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "hide-cell" in code[0].metadata.get("tags", []) and "pip" in code[0].source
+    params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1
+    ns: dict = {}
+    exec(params[0].source, ns)
+    assert ns["dataset"] == "pacs" and ns["tier"] == "testbed" and ns["max_new_runs"] is None and not ns["force"]
+    for p in ("methods", "seeds", "forget_sets", "epochs", "backbone", "pretrained", "device", "results_root",
+              "force", "max_new_runs"):
+        assert p in ns, p
+    assert "report.page(" in code[3].source  # the provenance cell follows the parameters
+    assert all(not c.get("outputs") for c in code), "notebooks are committed without outputs"
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "{glue:text}" in text
+    src = "\n".join(c.source for c in code)
+    assert "pg.ensure(" in src and "os.getcwd" not in src and "Path.cwd" not in src and "../" not in src
+
+
+def _papermill(name: str, base: Path, out: Path, **params) -> dict[str, str]:
+    """Execute a page from book/ with ADU_RESULTS_DIR=base; returns its glued values (as text)."""
+    env = {**os.environ, "ADU_RESULTS_DIR": str(base)}
+    env.pop(report.BUDGET_ENV, None)
+    args = [a for k, v in params.items() for a in ("-p", k, str(v))]
+    cmd = [sys.executable, "-m", "papermill", f"{name}.ipynb", str(out), *args, "--no-progress-bar"]
+    proc = subprocess.run(cmd, cwd=BOOK, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    nb = nbformat.read(out, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    glued = {}
+    for o in outputs:
+        if "scrapbook" in o.get("metadata", {}):
+            (value,) = [v for k, v in o["data"].items() if k.endswith("text/plain")]
+            glued[o["metadata"]["scrapbook"]["name"]] = value.strip("'\"")
+    text = nbformat.writes(nb)
+    glued["_images"] = str(text.count('"image/png"'))
+    return glued
+
+
+@pytest.mark.slow
+def test_sensitivity_page(results, tmp_path):
+    base, _ = results
+    g = _papermill("sensitivity", base, tmp_path / "out.ipynb", **SMOKE, sweeps="gamma,mmd_kernel,instapg",
+                   gammas="0,30", kernels="gaussian", placements="none,default")
+    assert g["sens_n_points"] == "3" and g["sens_n_planned"] == "3" and g["sens_n_runs"] == "3"
+    assert "γ = 0" in g["sens_gamma"] and g["sens_lam"] == "not swept in this execution"
+    assert g["sens_default_h"] != "n/a" and g["_images"] == "1"
+
+
+@pytest.mark.slow
+def test_shots_page(results, tmp_path):
+    base, _ = results
+    g = _papermill("shots", base, tmp_path / "out.ipynb", **SMOKE, methods="zeroshot,adu", shots_grid="2,4")
+    assert g["shots_n_runs"] == "3"  # ADU at 2 and 4 shots (4 = the smoke default, the shared run), zero-shot
+    assert "2 shots" in g["shots_adu_h"] and g["shots_zeroshot_h"] != "n/a" and g["_images"] == "1"
+
+
+@pytest.mark.slow
+def test_pseudo_labels_page(results, tmp_path):
+    base, _ = results
+    g = _papermill("pseudo_labels", base, tmp_path / "out.ipynb", **SMOKE, fractions="0.5,1")
+    assert g["pl_n_runs"] == "3" and g["pl_full_h"] != "n/a"
+    for labeller in ("kmeans", "zeroshot"):
+        assert float(g[f"pl_{labeller}_acc"]) >= 0 and "fraction 0.5" in g[f"pl_{labeller}_h"]
+
+
+@pytest.mark.slow
+def test_tsne_page(results, tmp_path):
+    base, _ = results
+    g = _papermill("tsne", base, tmp_path / "out.ipynb", **SMOKE, n_per_domain=15, max_new_runs=0)
+    assert g["tsne_n_points"] == "60" and g["tsne_dom_before"] != "n/a" and g["tsne_dom_after"] != "n/a"
+    assert "separated by domain" in g["tsne_verdict"] and g["_images"] == "1"
+
+
+@pytest.mark.slow
+def test_attention_page(results, tmp_path):
+    base, _ = results
+    g = _papermill("attention", base, tmp_path / "out.ipynb", **SMOKE, n_per_domain=5, max_new_runs=0)
+    assert g["att_n"] == "5" and g["att_ent_forgot_before"] != "n/a" and g["att_change_kept"] != "n/a"
+    assert "cannot" not in g["att_verdict"] and g["_images"] == "2"
+
+
+@pytest.mark.slow
+def test_figure_page_without_its_run_says_so(tmp_path):
+    """No run and a run budget of 0: the page executes, says why there is no figure, and glues n/a."""
+    g = _papermill("attention", tmp_path / "empty", tmp_path / "out.ipynb", **SMOKE, max_new_runs=0)
+    assert g["att_n"] == "0" and g["att_ent_forgot_before"] == "n/a"
+    assert "run budget does not train it" in g["att_verdict"] and g["_images"] == "0"
