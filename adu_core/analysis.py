@@ -465,15 +465,22 @@ def image_features(method, env, images: torch.Tensor, batch_size: int = 256) -> 
 
 def tsne_embedding(features: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
     """2-D t-SNE (scikit-learn, PCA start, fixed ``seed``) of L2-normalised features; the perplexity is lowered to
-    (n − 1)/3 for small sets, as t-SNE requires perplexity < n."""
+    (n − 1)/3 for small sets, as t-SNE requires perplexity < n.
+
+    Runs on one OpenMP/BLAS thread: the few hundred points of a page take about a second that way, whereas on
+    shared, loaded cores the thread synchronisation of scikit-learn's Barnes-Hut loop can take minutes.
+    """
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
 
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2 or len(x) < 4:
         raise ValueError(f"t-SNE needs a [n >= 4, d] feature matrix, got shape {x.shape}")
     x = x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
     perp = float(min(perplexity, (len(x) - 1) / 3))
-    return TSNE(n_components=2, perplexity=perp, init="pca", learning_rate="auto", random_state=seed).fit_transform(x)
+    with threadpool_limits(limits=1):
+        return TSNE(n_components=2, perplexity=perp, init="pca", learning_rate="auto",
+                    random_state=seed).fit_transform(x)
 
 
 def separation_scores(features: np.ndarray, groupings: Mapping[str, Sequence[Any]]) -> dict[str, float]:

@@ -618,10 +618,10 @@ def sensitivity() -> nbformat.NotebookNode:
             # Sensitivity: γ, λ, prompt depth, prompt tokens, MMD kernel, InstaPG placement
 
             The paper's hyperparameter figure sweeps γ, the weight of DDL's domain-classification loss, and λ, the
-            weight of its MMD term. It gives no grid values and no numbers here, only the statement (as reported by a
-            public summary of the paper, [PN] in `PAPER.md`): *"Performance stabilizes once γ and λ exceed certain
-            thresholds, indicating robustness."* Its appendix also ablates the MMD kernel and the prompt insertion
-            depth, without numbers we could find.
+            weight of its MMD term. Its grid values and numbers are not available to us; what we have is its
+            statement, as reported by a detailed public summary of the paper: *"Performance stabilizes once γ and λ
+            exceed certain thresholds, indicating robustness."* Its appendix also ablates the MMD kernel and the
+            prompt insertion depth, without numbers we could find.
 
             We sweep six choices, **one at a time while every other option keeps the tier's default**: γ, λ, the
             prompt depth (how many first layers get prompts), the prompt tokens per layer, the MMD kernel, and where
@@ -769,8 +769,8 @@ def shots() -> nbformat.NotebookNode:
             # Shots: accuracy against training images per class
 
             The paper trains on 8 images per class and domain and shows a figure over the number of training
-            samples. Its values are not available to us; its trend, as reported by a public summary of the paper
-            ([PN] in `PAPER.md`), is: *"As the number of training samples increases, the proposed method continues
+            samples. Its values are not available to us; its trend, as reported by a detailed public summary of the
+            paper, is: *"As the number of training samples increases, the proposed method continues
             to improve, whereas the Baseline exhibits overfitting tendencies on Mini DomainNet."*
 
             We train the Baseline and ADU with 1, 2, 4, 8 and 16 shots (images per class and domain) and draw
@@ -863,9 +863,9 @@ def pseudo_labels() -> nbformat.NotebookNode:
             # Pseudo-labels: unlearning with few domain labels
 
             ADU needs each training image's domain: to split the images between L_memorize and L_forget, and for
-            DDL. The paper's appendix "presents a preliminary exploration using pseudo-labels" (a public summary,
-            [PN]), which "worked well" ([KB]); how the pseudo-labels are made and the numbers are not available to
-            us. This page is our version of that setting: only a fraction of the training images keep their domain
+            DDL. The paper's appendix "presents a preliminary exploration using pseudo-labels" (a public summary of
+            the paper), which "worked well" (a public blog post about it); how the pseudo-labels are made and the
+            numbers are not available to us. This page is our version of that setting: only a fraction of the training images keep their domain
             label and a *labeller* gives the others one. We plot H, Mem and For against the labelled fraction for
             each labeller, and the accuracy of the pseudo-labels themselves.
             """),
@@ -937,7 +937,7 @@ labellers = "kmeans,zeroshot"  # pseudo-labellers (adu_core.pseudo_labels)'''),
                 values = [v for v in values if pd.notna(v)]
                 if not values:
                     return "not measurable yet (no runs with missing labels)"
-                return f"{min(values):.2f}" if len(values) == 1 else f"{min(values):.2f} to {max(values):.2f}"
+                return f"{min(values):.2f}%" if len(values) == 1 else f"{min(values):.2f}% to {max(values):.2f}%"
 
 
             full = runs[(runs["fraction"] == 1.0) & (runs["method"] == "adu")] if len(runs) else runs
@@ -961,9 +961,8 @@ labellers = "kmeans,zeroshot"  # pseudo-labellers (adu_core.pseudo_labels)'''),
 
             **Ours ({glue:text}`pl_dataset`, ADU, forgetting {glue:text}`pl_forget`, {glue:text}`pl_n_runs` runs).**
             With every domain label, H is {glue:text}`pl_full_h`. With k-means pseudo-labels, H is
-            {glue:text}`pl_kmeans_h`, and the pseudo-labels are {glue:text}`pl_kmeans_acc`% correct. With CLIP's
-            zero-shot domain prompts, H is {glue:text}`pl_zeroshot_h`, and the pseudo-labels are
-            {glue:text}`pl_zeroshot_acc`% correct.
+            {glue:text}`pl_kmeans_h`; pseudo-label accuracy: {glue:text}`pl_kmeans_acc`. With CLIP's zero-shot
+            domain prompts, H is {glue:text}`pl_zeroshot_h`; pseudo-label accuracy: {glue:text}`pl_zeroshot_acc`.
             """),
     ]
     return _notebook(cells)
