@@ -447,7 +447,6 @@ def step_memory(method, trainer, idx: torch.Tensor, opt, steps: int = 2) -> int:
     buffers exist from the first step on and count as persistent state)."""
     import torch
     gen = torch.Generator(device=trainer.env.device).manual_seed(0)
-    env = trainer.env
     method.train()
     for i in range(steps):
         tracker = _dispatch_modes()["LiveMemoryTracker"]().ignore(
@@ -455,14 +454,7 @@ def step_memory(method, trainer, idx: torch.Tensor, opt, steps: int = 2) -> int:
             + [s for st in opt.state.values() for s in st.values() if isinstance(s, torch.Tensor)])
         ctx = tracker if i == steps - 1 else contextlib.nullcontext()
         with ctx:
-            images, labels, domains = trainer.batch(idx, gen)
-            with env.autocast():
-                out = method(images)
-            terms = method.loss(out, labels, domains)
-            opt.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            opt.step()
-            del images, out, terms
+            trainer.step(method, opt, idx, gen)  # its tensors are freed on return, inside the tracker
     return tracker.peak
 
 

@@ -224,14 +224,7 @@ class Trainer:
             method.train()
             sums: dict[str, torch.Tensor] = {}
             for idx in batches:
-                images, labels, domains = self.batch(idx, device_gen)
-                with env.autocast():
-                    out = method(images)
-                terms = method.loss(out, labels, domains)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(terms["loss"]).backward()
-                scaler.step(opt)
-                scaler.update()
+                terms = self.step(method, opt, idx, device_gen, scaler)
                 for k, v in terms.items():  # accumulate on the device: no host sync inside the epoch
                     sums[k] = sums.get(k, 0) + v.detach().float()
             record = {k: float(v) / len(batches) for k, v in sums.items()}
@@ -250,6 +243,23 @@ class Trainer:
         device_gen.manual_seed(self.cfg.seed * 1_000_003 + epoch)
         batches = balanced_batches(self.data.domains.cpu(), self.cfg.batch_size, self.epoch_generator(epoch))
         return list(torch.stack(batches).to(self.data.images.device).unbind())
+
+    def step(self, method, opt: torch.optim.Optimizer, idx: torch.Tensor, device_gen: torch.Generator,
+             scaler: torch.amp.GradScaler | None = None) -> dict[str, torch.Tensor]:
+        """One optimisation step on the batch ``idx``; returns the loss terms (still on the device)."""
+        images, labels, domains = self.batch(idx, device_gen)
+        with self.env.autocast():
+            out = method(images)
+        terms = method.loss(out, labels, domains)
+        opt.zero_grad(set_to_none=True)
+        if scaler is None:
+            terms["loss"].backward()
+            opt.step()
+        else:
+            scaler.scale(terms["loss"]).backward()
+            scaler.step(opt)
+            scaler.update()
+        return terms
 
     def batch(self, idx: torch.Tensor, device_gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Images (normalised, augmented on the device), labels and domains of one batch of indices."""

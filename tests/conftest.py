@@ -26,7 +26,7 @@ pytest_plugins = ("pytester",)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 SEED = 0
-THREADS = 2  # the project's machines have 2 cores, shared with whatever else runs
+THREADS = 1  # tiny test models: one intra-op thread avoids OpenMP spinning against other processes
 
 
 def _seed_everything(seed: int = SEED) -> None:

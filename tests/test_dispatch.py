@@ -6,19 +6,10 @@ import builtins
 import json
 
 import pytest
-import torch
 
 from adu_core.config import make_config
 from adu_core.dispatch import BackendMissing, dispatch, plan_jobs
 from adu_core.train import resolve_config, run_experiment
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def smoke(**kw):

@@ -52,14 +52,8 @@ def build_class_aware_clip(path: Path, steps: int = 300, seed: int = 0, shared: 
     directions share a component of weight ``shared``, and ``align`` pulls image features onto them, so that every
     image-text cosine is positive as in CLIP (LP++ derives its initial text weight from their mean). Zero-shot on
     synthetic: Mem 38.4, For 40.3 with sketch forgotten (chance: 16.7 / 83.3).
-    One thread: the model is so small that a second one only adds synchronisation.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _build_class_aware_clip(path, steps, seed, shared, align)
-    finally:
-        torch.set_num_threads(threads)
+    return _build_class_aware_clip(path, steps, seed, shared, align)
 
 
 def _build_class_aware_clip(path: Path, steps: int, seed: int, shared: float, align: float) -> Path:
@@ -104,14 +98,9 @@ def class_aware_clip(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _private_cache_one_thread(tmp_path, monkeypatch):
-    """Caches go to a fresh folder, never the user's; one thread, since these models are tiny (a second thread
-    only adds synchronisation, which costs 10-100x on a busy shared machine)."""
+def _private_cache(tmp_path, monkeypatch):
+    """Caches go to a fresh folder for every test (the session's threads are set in conftest)."""
     monkeypatch.setenv("ADU_CACHE_DIR", str(tmp_path / "cache"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def build_run(name: str, pretrained: str | None, tmp_path: Path, seed: int = 1, **options):

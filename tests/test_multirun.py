@@ -14,15 +14,6 @@ from adu_core.prompting import PromptedViT
 from adu_core.train import ConfigError, run_experiment
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on shared cores: one intra-op thread avoids OpenMP spinning against other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     """A tiny CLIP saved to a file: its weights do not depend on the run's seed (as pretrained weights)."""
