@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -78,6 +79,30 @@ def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, force: bool = Fal
     if result_path.exists() and not force:
         return json.loads(result_path.read_text())
     out.mkdir(parents=True, exist_ok=True)
+    with run_lock(out):  # parallel workers on one results store: the second waits, then finds run.json
+        if result_path.exists() and not force:
+            return json.loads(result_path.read_text())
+        return _run_locked(cfg, out, force, progress)
+
+
+@contextlib.contextmanager
+def run_lock(out: Path):
+    """Exclusive lock on a run folder (POSIX flock; released if the process dies)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locking, runs are still atomic
+        yield
+        return
+    with open(out / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run_locked(cfg: RunConfig, out: Path, force: bool, progress: bool) -> dict[str, Any]:
+    result_path = out / "run.json"
     ckpt_path = out / "checkpoint.pt"
     if force:
         ckpt_path.unlink(missing_ok=True)

@@ -154,3 +154,21 @@ def test_cli_grid_runs_every_combination_once(tmp_path, capsys):
     stamps = [p.stat().st_mtime_ns for p in runs]
     assert main(args) == 0  # finished runs are skipped, not redone
     assert [p.stat().st_mtime_ns for p in runs] == stamps
+
+
+def test_a_second_worker_waits_for_the_first_and_reuses_its_run(tmp_path):
+    import threading
+
+    from adu_core.train import run_lock
+
+    out = tmp_path / "shared"
+    out.mkdir()
+    done: dict = {}
+    with run_lock(out):
+        worker = threading.Thread(target=lambda: done.update(run=run_experiment(smoke(), out, progress=False)))
+        worker.start()
+        worker.join(timeout=2)
+        assert worker.is_alive()  # blocked on the lock held by the "first worker"
+        (out / "run.json").write_text(json.dumps({"made_by": "first worker"}))
+    worker.join(timeout=60)
+    assert done["run"] == {"made_by": "first worker"}  # found the finished run instead of training again
