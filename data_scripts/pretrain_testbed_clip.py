@@ -92,6 +92,8 @@ class PretrainConfig:
     # data
     cache_size: int = 96  # decoded training images; crops are resized from here to image_size
     crop_scale: tuple[float, float] = (0.35, 1.0)
+    color_jitter: float = 0.0  # brightness/contrast/saturation factors drawn from [1 - j, 1 + j] per image (0: off)
+    patch_dropout: float = 0.0  # fraction of patch tokens dropped per image while training (open_clip's; 0: off)
     holdout: float = 0.0  # fraction of each domain's train list kept out (recipe trials only; 0 for the final model)
     # optimisation
     steps: int = 1500
@@ -223,8 +225,12 @@ def use_bf16(cfg: PretrainConfig, device: torch.device) -> bool:
 
 
 def build_model(cfg: PretrainConfig) -> open_clip.CLIP:
+    """The model to train: ``model_cfg`` plus training-only patch dropout (inactive in eval mode, no weights)."""
     torch.manual_seed(cfg.seed)
-    return open_clip.CLIP(**{k: v for k, v in cfg.model_cfg().items() if k != "name"})
+    arch = {k: v for k, v in cfg.model_cfg().items() if k != "name"}
+    if cfg.patch_dropout:
+        arch["vision_cfg"] = {**arch["vision_cfg"], "patch_dropout": cfg.patch_dropout}
+    return open_clip.CLIP(**arch)
 
 
 def lr_at(step: int, cfg: PretrainConfig) -> float:
@@ -246,8 +252,21 @@ def make_optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.O
                               {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
 
 
+def color_jitter(x: torch.Tensor, gen: torch.Generator, strength: float) -> torch.Tensor:
+    """Per-image brightness, contrast and saturation jitter on [0, 1] float images [B, 3, H, W]."""
+    f = 1 + strength * (2 * torch.rand((x.shape[0], 3, 1, 1, 1), generator=gen, device=gen.device).to(x.device) - 1)
+    x = x * f[:, 0]
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * f[:, 1] + mean
+    gray = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return ((x - gray) * f[:, 2] + gray).clamp(0, 1)
+
+
 def augment(batch: torch.Tensor, gen: torch.Generator, cfg: PretrainConfig) -> torch.Tensor:
-    x = random_resized_crop_flip(normalize(batch, MEAN, STD), gen, tuple(cfg.crop_scale))
+    x = batch.float() / 255.0
+    if cfg.color_jitter:
+        x = color_jitter(x, gen, cfg.color_jitter)
+    x = random_resized_crop_flip(normalize(x, MEAN, STD), gen, tuple(cfg.crop_scale))
     if x.shape[-1] != cfg.image_size:
         x = F.interpolate(x, size=(cfg.image_size, cfg.image_size), mode="bilinear", antialias=True,
                           align_corners=False)
@@ -340,38 +359,64 @@ def encode_images(model, images: torch.Tensor, device, batch: int = 512) -> torc
 
 
 @torch.no_grad()
-def zero_shot_report(model, images: torch.Tensor, labels: torch.Tensor, domains: torch.Tensor,
-                     domain_ids: Sequence[str], styles: Sequence[str], classnames: Sequence[str],
-                     context_length: int, device="cpu") -> dict[str, Any]:
-    """Held-out zero-shot numbers, in fp32 as the ADU runs use the model.
+def zero_shot_predictions(model, images: torch.Tensor, styles: Sequence[str], classnames: Sequence[str],
+                          context_length: int, device="cpu") -> dict[str, torch.Tensor]:
+    """Per-image zero-shot predictions (fp32, as the ADU runs use the model).
 
-    class: "a photo of a {class}." (argmax over the 7 classes), per domain and mean over domains.
-    domain (two prompt sets): ``domain_acc_concept`` = softmax over the D x C captions "a {style} of a {class}.",
-    probabilities summed over classes, argmax domain; ``domain_acc_style`` = argmax over "a {style}.".
+    ``class``: argmax over "a photo of a {class}."; ``domain_concept``: softmax over the D x C captions
+    "a {style} of a {class}.", probabilities summed over classes, argmax domain; ``domain_style``: argmax over
+    "a {style}."; ``joint``: argmax (domain * C + class) over the D x C captions.
     """
     tok = open_clip.tokenizer.SimpleTokenizer(context_length=context_length)
     feats = encode_images(model, images, device)
     scale = float(model.logit_scale.exp())
     cls_txt = encode_texts(model, tok, [EVAL_TEMPLATE.format(c) for c in classnames], device).cpu()
-    pred = (feats @ cls_txt.T).argmax(-1)
-    per_domain = {d: 100.0 * float((pred[domains == i] == labels[domains == i]).float().mean())
-                  for i, d in enumerate(domain_ids)}
     conc_txt = encode_texts(model, tok, [DOMAIN_EVAL_TEMPLATE.format(s=s, c=c) for s in styles for c in classnames],
                             device).cpu()
-    prob = (scale * feats @ conc_txt.T).softmax(-1).reshape(len(feats), len(styles), len(classnames))
-    dom_pred = prob.sum(-1).argmax(-1)
-    joint_pred = prob.reshape(len(feats), -1).argmax(-1)
     style_txt = encode_texts(model, tok, [f"a {s}." for s in styles], device).cpu()
-    style_pred = (feats @ style_txt.T).argmax(-1)
+    prob = (scale * feats @ conc_txt.T).softmax(-1).reshape(len(feats), len(styles), len(classnames))
+    return {"class": (feats @ cls_txt.T).argmax(-1), "domain_concept": prob.sum(-1).argmax(-1),
+            "domain_style": (feats @ style_txt.T).argmax(-1), "joint": prob.reshape(len(feats), -1).argmax(-1)}
+
+
+def zero_shot_report(model, images: torch.Tensor, labels: torch.Tensor, domains: torch.Tensor,
+                     domain_ids: Sequence[str], styles: Sequence[str], classnames: Sequence[str],
+                     context_length: int, device="cpu") -> dict[str, Any]:
+    """Held-out zero-shot accuracies (%): class per domain and their mean; domain classification (see
+    :func:`zero_shot_predictions` for the prompts)."""
+    p = zero_shot_predictions(model, images, styles, classnames, context_length, device)
+    pred = p["class"]
+    per_domain = {d: 100.0 * float((pred[domains == i] == labels[domains == i]).float().mean())
+                  for i, d in enumerate(domain_ids)}
     return {
         "class_acc": {k: round(v, 2) for k, v in per_domain.items()},
         "class_acc_mean": round(float(np.mean(list(per_domain.values()))), 2),
         "class_acc_pooled": round(100.0 * float((pred == labels).float().mean()), 2),
-        "domain_acc_concept": round(100.0 * float((dom_pred == domains).float().mean()), 2),
-        "domain_acc_style": round(100.0 * float((style_pred == domains).float().mean()), 2),
-        "joint_acc": round(100.0 * float((joint_pred == domains * len(classnames) + labels).float().mean()), 2),
+        "domain_acc_concept": round(100.0 * float((p["domain_concept"] == domains).float().mean()), 2),
+        "domain_acc_style": round(100.0 * float((p["domain_style"] == domains).float().mean()), 2),
+        "joint_acc": round(100.0 * float((p["joint"] == domains * len(classnames) + labels).float().mean()), 2),
         "n_test": {d: int((domains == i).sum()) for i, d in enumerate(domain_ids)},
     }
+
+
+CHECK_PER_DOMAIN = 48
+
+
+def check_indices(domains: torch.Tensor, per_domain: int = CHECK_PER_DOMAIN) -> list[int]:
+    """The fixed subset that the card's ``reproduce_check`` covers: the first ``per_domain`` test images of each
+    domain, in list order (a fast test compares its predictions with the card)."""
+    out: list[int] = []
+    for d in sorted(set(domains.tolist())):
+        out += torch.nonzero(domains == d).flatten()[:per_domain].tolist()
+    return out
+
+
+def reproduce_check(model, images: torch.Tensor, domains: torch.Tensor, styles: Sequence[str],
+                    classnames: Sequence[str], context_length: int) -> dict[str, Any]:
+    idx = check_indices(domains)
+    p = zero_shot_predictions(model, images[idx], styles, classnames, context_length)
+    return {"rule": f"first {CHECK_PER_DOMAIN} test images of each domain, in list order", "n": len(idx),
+            "pred_class": p["class"].tolist(), "pred_domain_concept": p["domain_concept"].tolist()}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -442,8 +487,8 @@ anything. It is **not** a general-purpose model: it knows 7 classes and 4 styles
 
 ## Architecture
 - image tower: plain open_clip ViT, {v['image_size']} px, patch {v['patch_size']} ({(v['image_size'] // v['patch_size']) ** 2} tokens + class token),
-  width {v['width']}, {v['layers']} layers, {v['width'] // v['head_width']} heads; embedding {arch['embed_dim']}
-- text tower: open_clip text transformer, width {t['width']}, {t['layers']} layers, {t['heads']} heads, context {t['context_length']},
+  width {v['width']}, {v['layers']} blocks, {v['width'] // v['head_width']} heads; embedding {arch['embed_dim']}
+- text tower: open_clip text transformer, width {t['width']}, {t['layers']} blocks, {t['heads']} heads, context {t['context_length']},
   open_clip's tokenizer (vocabulary 49,408)
 - `adu_core/model_configs/{MODEL_NAME}.json` holds the same config, so `{MODEL_NAME}` is an open_clip name too
 - file: `testbed_clip.pt`, {card['checkpoint']['bytes'] / 1e6:.1f} MB (fp16 weights), sha256 `{card['checkpoint']['sha256']}`
@@ -459,10 +504,11 @@ anything. It is **not** a general-purpose model: it knows 7 classes and 4 styles
   {cfg['w_style_class']}, class {cfg['w_class']}, domain {cfg['w_domain']}
 - {cfg['steps']} steps x batch {cfg['batch_size']} (domain-balanced), AdamW lr {cfg['lr']} (warm-up {cfg['warmup_steps']},
   cosine to {cfg['min_lr']}), weight decay {cfg['weight_decay']}, grad clip {cfg['grad_clip']}, random resized crop
-  {tuple(cfg['crop_scale'])} + flip from {cfg['cache_size']} px cached images, bf16 autocast: {card['bf16']}, seed {cfg['seed']}
-- hardware: {hw['cpu']} ({hw['torch_threads']} threads, device {hw['device']}); training {card['timings']['train_s'] / 60:.1f} min,
-  total {card['timings']['total_s'] / 60:.1f} min
-- code: git commit `{card['code']['commit']}`, script sha256 `{card['code']['script_sha256']}`;
+  {tuple(cfg['crop_scale'])} + flip from {cfg['cache_size']} px cached images, colour jitter {cfg.get('color_jitter', 0)},
+  patch dropout {cfg.get('patch_dropout', 0)} (training only), bf16 autocast: {card['bf16']}, seed {cfg['seed']}
+- hardware: {hw['cpu']} ({hw['torch_threads']} threads, device {hw['device']}); training {card['timings']['train_s'] / 60:.1f} min
+  wall clock ({card['timings'].get('train_cpu_s') or 0:.0f} s of CPU time), total {card['timings']['total_s'] / 60:.1f} min
+{''.join(f'- note: {n}' + chr(10) for n in card.get('notes', []))}- code: git commit `{card['code']['commit']}`, script sha256 `{card['code']['script_sha256']}`;
   full config in `card.json`
 
 ## Held-out zero-shot accuracy (PACS crossval lists, fp32)
@@ -568,10 +614,13 @@ def main(argv: list[str] | None = None) -> int:
                  "train_split": "train (official *_train_kfold lists)" + (f" minus {cfg.holdout} holdout" if held else ""),
                  "eval_split": eval_name, "n_eval": len(eval_samples)},
         "zero_shot": {"prompt": EVAL_TEMPLATE, "domain_prompt": DOMAIN_EVAL_TEMPLATE, "split": eval_name, **report},
+        "reproduce_check": reproduce_check(loaded, ev_images, ev_domains, styles, ds.classnames, cfg.context_length),
         "code": code_version(Path(__file__).resolve()),
         "hardware": hardware(device),
         "timings": {"train_s": round(train_s, 1), "total_s": round(time.perf_counter() - t_start, 1),
-                    "s_per_step": round(train_s / max(1, cfg.steps), 3)},
+                    "s_per_step": round(train_s / max(1, cfg.steps), 3),
+                    "train_cpu_s": round(history[-1]["cpu_s"], 1) if history else None,
+                    "load_average_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
         "history": history,
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -143,3 +143,29 @@ def test_pretrain_runs_and_is_deterministic(tmp_path):
     with torch.no_grad():
         reference = copy.deepcopy(a).half().float()  # the file holds fp16 weights
         torch.testing.assert_close(loaded.encode_image(x), reference.encode_image(x))
+
+
+def test_card_predictions_are_reproduced(card, shared_datasets):
+    """The committed checkpoint makes the card's zero-shot predictions on its fixed check subset (192 test images).
+
+    The images come through the user's tensor cache (content-keyed, shared with `adu run`), so they are decoded once.
+    """
+    from adu_core.backbones import load_clip
+    from adu_core.data import get_dataset
+    from adu_core.data.tensor_cache import cached_images
+
+    m = _script()
+    check = card["reproduce_check"]
+    ds = get_dataset("pacs", root=shared_datasets)
+    test = ds.samples("test")
+    domains = torch.tensor([ds.domains.index(s.domain) for s in test])
+    idx = m.check_indices(domains)
+    assert len(idx) == check["n"]
+    size = card["architecture"]["vision_cfg"]["image_size"]
+    images = cached_images(ds, [test[i] for i in idx], size, progress=False)
+    clip = load_clip("adu-testbed", pretrained=CKPT).model
+    styles = [card["style_words"][d] for d in ds.domains]
+    pred = m.zero_shot_predictions(clip, images, styles, ds.classnames, card["architecture"]["text_cfg"]["context_length"])
+    # identical on the machine that wrote the card; another CPU may flip a near-tie or two
+    assert (pred["class"] != torch.tensor(check["pred_class"])).sum() <= 2
+    assert (pred["domain_concept"] != torch.tensor(check["pred_domain_concept"])).sum() <= 2
