@@ -977,6 +977,24 @@ FIGURE_RUN_NOTE = """
     """
 
 
+def figure_runs(page: str, marks: bool = False) -> list[nbformat.NotebookNode]:
+    """The run step of a figure page: the unlearned model(s) for one forget set, loaded beside zero-shot CLIP."""
+    mark_line = "\nmarks = analysis.marked_domains(pg.domains, pg.domain_names, sets[0])" if marks else ""
+    return [md(FIGURE_RUN_NOTE), code(f"""
+run_methods, not_here = pg.methods(methods, ["adu"])
+sets = analysis.figure_forget_sets(pg.domains, forget_sets, n=1, parse=lambda s: pg.forget(s, n_forget)[:1])
+plan = pg.plan(report.method_variants(run_methods), sets)
+status = pg.ensure(plan)
+display(Markdown(status.message("{page}", pg.command_params)))
+print("forget set:", "+".join(sets[0]))
+print(report.provenance_banner(status))
+fm = analysis.before_after([(p.labels["variant"], p.labels["_path"]) for p in plan],
+                           device=pg.overrides.get("device"))
+for label, reason in fm.reasons.items():
+    display(Markdown(f"**{{label}} cannot be shown:** {{reason}}."))""" + mark_line, "hide-input")]
+
+
+
 def tsne() -> nbformat.NotebookNode:
     cells = [
         md("""
@@ -998,20 +1016,7 @@ def tsne() -> nbformat.NotebookNode:
             extra='''n_per_domain = 100  # test images per domain embedded (a fixed draw, the same for every model)
 perplexity = 30.0  # t-SNE perplexity (lowered to (n - 1)/3 for small sets)
 tsne_seed = 0  # t-SNE's random state''')),
-        md(FIGURE_RUN_NOTE),
-        code("""
-            run_methods, not_here = pg.methods(methods, ["adu"])
-            sets = analysis.figure_forget_sets(pg.domains, forget_sets, n=1, parse=lambda s: pg.forget(s, n_forget)[:1])
-            plan = pg.plan(report.method_variants(run_methods), sets)
-            status = pg.ensure(plan)
-            display(Markdown(status.message("tsne", pg.command_params)))
-            print("forget set:", "+".join(sets[0]))
-            print(report.provenance_banner(status))
-            fm = analysis.before_after([(p.labels["variant"], p.labels["_path"]) for p in plan],
-                                       device=pg.overrides.get("device"))
-            for label, reason in fm.reasons.items():
-                display(Markdown(f"**{label} cannot be shown:** {reason}."))
-            """, "hide-input"),
+        *figure_runs("tsne"),
         md("""
             ## The embedding
 
@@ -1118,21 +1123,7 @@ n_per_domain = 50  # test images per domain for the rollout statistics (a fixed 
         code("""
             display(Markdown(adu_core.attribution.__doc__.strip()))
             """, "hide-input"),
-        md(FIGURE_RUN_NOTE),
-        code("""
-            run_methods, not_here = pg.methods(methods, ["adu"])
-            sets = analysis.figure_forget_sets(pg.domains, forget_sets, n=1, parse=lambda s: pg.forget(s, n_forget)[:1])
-            plan = pg.plan(report.method_variants(run_methods), sets)
-            status = pg.ensure(plan)
-            display(Markdown(status.message("attention", pg.command_params)))
-            print("forget set:", "+".join(sets[0]))
-            print(report.provenance_banner(status))
-            fm = analysis.before_after([(p.labels["variant"], p.labels["_path"]) for p in plan],
-                                       device=pg.overrides.get("device"))
-            for label, reason in fm.reasons.items():
-                display(Markdown(f"**{label} cannot be shown:** {reason}."))
-            marks = analysis.marked_domains(pg.domains, pg.domain_names, sets[0])
-            """, "hide-input"),
+        *figure_runs("attention", marks=True),
         md("""
             ## The maps
 
