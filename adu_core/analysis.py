@@ -70,6 +70,7 @@ SWEEPS: dict[str, str] = {
     "n_ctx": "prompt tokens per layer",
     "mmd_kernel": "MMD kernel",
     "instapg": "InstaPG placement",
+    "epochs": "training epochs",
 }
 # InstaPG placements among the prompted layers 0..depth-1 ("default" is RunConfig's: every prompted layer after
 # the first, whose prompts pass the encoder's ln_pre instead).
@@ -188,7 +189,7 @@ def sweep_points(sweep: str, values: Any, cfg: RunConfig, depth_points: int = 4)
             default = math.isclose(v, getattr(cfg, sweep))
             over = () if default else ((sweep, v),)
             x = v
-        elif sweep in ("prompt_depth", "n_ctx"):
+        elif sweep in ("prompt_depth", "n_ctx", "epochs"):
             v = int(item)
             if v < 1:
                 raise ValueError(f"{sweep} values start at 1, got {v}")
