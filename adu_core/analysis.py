@@ -170,15 +170,18 @@ def sweep_points(sweep: str, values: Any, cfg: RunConfig, depth_points: int = 4)
     """The points of one sweep around ``cfg`` (the page's default configuration).
 
     ``values``: a list or ``"a,b,c"``; ``None`` means the default grid (prompt depth: :func:`depth_grid` over the
-    backbone's layers; the others have no default here). A value equal to ``cfg``'s own gives no override, so it
-    is the shared default run.
+    backbone's layers; epochs: ½, 1, 2 and 4 times ``cfg.epochs``; the others have no default here). A value equal
+    to ``cfg``'s own gives no override, so it is the shared default run.
     """
     if sweep not in SWEEPS:
         raise ValueError(f"unknown sweep {sweep!r}; choose among {', '.join(SWEEPS)}")
     if values is None:
-        if sweep != "prompt_depth":
+        if sweep == "prompt_depth":
+            items: list[Any] = depth_grid(backbone_layers(cfg), cfg.prompt_depth, depth_points)
+        elif sweep == "epochs":  # half, the default, twice and four times the default schedule
+            items = sorted({max(1, cfg.epochs // 2), cfg.epochs, 2 * cfg.epochs, 4 * cfg.epochs})
+        else:
             raise ValueError(f"the {sweep} sweep needs its values")
-        items: list[Any] = depth_grid(backbone_layers(cfg), cfg.prompt_depth, depth_points)
     else:
         items = [values] if isinstance(values, int | float) and not isinstance(values, bool) else parse_list(values)
     points: list[SweepPoint] = []

@@ -615,7 +615,7 @@ SWEEP_NOTE = """
 def sensitivity() -> nbformat.NotebookNode:
     cells = [
         md("""
-            # Sensitivity: γ, λ, prompt depth, prompt tokens, MMD kernel, InstaPG placement
+            # Sensitivity: γ, λ, prompt depth, prompt tokens, MMD kernel, InstaPG placement, training length
 
             The paper's hyperparameter figure sweeps γ, the weight of DDL's domain-classification loss, and λ, the
             weight of its MMD term. Its grid values and numbers are not available to us; what we have is its
@@ -623,21 +623,23 @@ def sensitivity() -> nbformat.NotebookNode:
             exceed certain thresholds, indicating robustness."* Its appendix also ablates the MMD kernel and the
             prompt insertion depth, without numbers we could find.
 
-            We sweep six choices, **one at a time while every other option keeps the tier's default**: γ, λ, the
-            prompt depth (how many first layers get prompts), the prompt tokens per layer, the MMD kernel, and where
+            We sweep seven choices, **one at a time while every other option keeps the tier's default**: γ, λ, the
+            prompt depth (how many first layers get prompts), the prompt tokens per layer, the MMD kernel, where
             InstaPG sits among the prompted layers (a choice the paper leaves open: see
-            [the protocol](protocol.ipynb)). Each point shows H, Mem and For of ADU.
+            [the protocol](protocol.ipynb)), and the number of training epochs (the paper trains 50; the testbed
+            tier 10, so this sweep shows what the shorter schedule costs). Each point shows H, Mem and For of ADU.
             """),
         *analysis_header("sensitivity", parameters(
             "adu", "the method swept: adu (the sweeps vary its own options)", forget_sets="auto", n_forget="1",
             forget_doc=AUTO_FORGET_DOC,
-            extra='''sweeps = "all"  # "all", or among gamma, lam, prompt_depth, n_ctx, mmd_kernel, instapg
+            extra='''sweeps = "all"  # "all", or among gamma, lam, prompt_depth, n_ctx, mmd_kernel, instapg, epochs
 gammas = "0,1,10,30,100"  # γ grid (the paper's γ: 30)
 lams = "0,1,10,30,100"  # λ grid (the paper's λ: 10)
 depths = None  # prompt depths; None: 4 depths spread from 1 to the backbone's layers, plus the tier's default
 n_ctxs = "1,2,4,8"  # prompt tokens per layer (the paper: 8)
 kernels = "gaussian,linear,laplacian"  # MMD kernels (adu_core.losses)
 placements = "none,first,middle,default,all"  # InstaPG among the prompted layers (default: all after the first)
+epoch_grid = None  # training epochs; None: ½, 1, 2 and 4 times the tier's (testbed: 5, 10, 20, 40; the paper: 50)
 plateau_tol = 2.0  # H points: a curve "stabilises" at the first value after which it stays within this band''')),
         md(SWEEP_NOTE),
         code("""
@@ -647,7 +649,7 @@ plateau_tol = 2.0  # H points: a curve "stabilises" at the first value after whi
             sets = analysis.figure_forget_sets(pg.domains, forget_sets, parse=lambda s: pg.forget(s, n_forget))
             base = pg.session_cfg("adu")
             grids = {"gamma": gammas, "lam": lams, "prompt_depth": depths, "n_ctx": n_ctxs, "mmd_kernel": kernels,
-                     "instapg": placements}
+                     "instapg": placements, "epochs": epoch_grid}
             chosen = list(analysis.SWEEPS) if str(sweeps).strip() == "all" else report.parse_list(sweeps)
             points = {s: analysis.sweep_points(s, grids[s], base) for s in chosen}
             plan = [run for s in chosen for run in analysis.sweep_plan(pg, points[s], sets)]
@@ -725,8 +727,8 @@ plateau_tol = 2.0  # H points: a curve "stabilises" at the first value after whi
 
 
             symbols = {"gamma": "γ = ", "lam": "λ = ", "prompt_depth": "depth ", "n_ctx": "", "mmd_kernel": "",
-                       "instapg": ""}
-            units = {"n_ctx": " tokens"}
+                       "instapg": "", "epochs": ""}
+            units = {"n_ctx": " tokens", "epochs": " epochs"}
             facts = {
                 "sens_dataset": report.DATASET_NAMES.get(pg.dataset, pg.dataset),
                 "sens_forget": "; ".join("+".join(s) for s in sets),
@@ -757,7 +759,8 @@ plateau_tol = 2.0  # H points: a curve "stabilises" at the first value after whi
             runs).** At the defaults, H is {glue:text}`sens_default_h`. Over γ, H is {glue:text}`sens_gamma`; it
             {glue:text}`sens_gamma_settles`. Over λ, H is {glue:text}`sens_lam`; it {glue:text}`sens_lam_settles`.
             Prompt depth: {glue:text}`sens_prompt_depth`. Prompt tokens per layer: {glue:text}`sens_n_ctx`. MMD
-            kernel: {glue:text}`sens_mmd_kernel`. InstaPG placement: {glue:text}`sens_instapg`.
+            kernel: {glue:text}`sens_mmd_kernel`. InstaPG placement: {glue:text}`sens_instapg`. Training length:
+            {glue:text}`sens_epochs`.
             """),
     ]
     return _notebook(cells)

@@ -7,6 +7,7 @@ since the point at each sweep's default is that same run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -64,6 +65,9 @@ def test_sweep_points_default_has_no_overrides():
                                                                         ("30", True, (), 30.0)]
     assert [p.value for p in analysis.sweep_points("lam", [1, 10.0], cfg)] == ["1", "10"]
     assert analysis.sweep_points("n_ctx", 2, cfg)[0].default
+    epochs = analysis.sweep_points("epochs", "1,3", dataclasses.replace(cfg, epochs=3))
+    assert [(p.value, p.default, p.overrides) for p in epochs] == [("1", False, (("epochs", 1),)), ("3", True, ())]
+    assert [p.value for p in analysis.sweep_points("epochs", None, dataclasses.replace(cfg, epochs=10))] == ["5", "10", "20", "40"]
     depth = analysis.sweep_points("prompt_depth", None, cfg)  # None: over adu-tiny's 4 layers
     assert [p.value for p in depth] == ["1", "2", "3", "4"] and [p.default for p in depth] == [0, 0, 1, 0]
     kernel = analysis.sweep_points("mmd_kernel", "gaussian,laplacian", cfg)
