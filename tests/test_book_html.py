@@ -19,8 +19,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 HTML = REPO / "_build" / "html"
 SHOTS = REPO / "_build" / "screenshots"
-# pages whose notebooks draw figures: each must show at least one image made by its notebook
-FIGURE_PAGES = ("book/main_results.html", "book/ablation.html", "book/domain_accuracy.html")
+# pages whose notebooks draw figures (every page that shows runs): each must show at least one image it made
+FIGURE_PAGES = tuple(f"book/{name}.html" for name in (
+    "main_results", "ablation", "domain_accuracy", "sensitivity", "shots", "pseudo_labels", "tsne", "attention"))
 
 pytestmark = pytest.mark.slow
 
