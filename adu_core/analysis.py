@@ -58,6 +58,7 @@ __all__ = [
     "sweep_points",
     "test_images",
     "trend_after_peak",
+    "with_unit",
     "tsne_embedding",
     "with_run_metrics",
 ]
@@ -336,18 +337,23 @@ def plateau(labels: Sequence[Any], values: Sequence[float], tol: float = 2.0) ->
     return None
 
 
+def with_unit(label: Any, unit: str) -> str:
+    """``1`` + ``" shots"`` -> ``"1 shot"``; other labels keep the plural unit."""
+    return f"{label}{unit[:-1] if str(label) == '1' and unit.endswith('s') else unit}"
+
+
 def describe_curve(labels: Sequence[Any], values: Sequence[float], what: str = "", unit: str = "") -> str:
     """A phrase for a glued sentence: where the curve starts and ends, and its best point."""
     pairs = [(lab, float(v)) for lab, v in zip(labels, values, strict=True) if not pd.isna(v)]
     if not pairs:
         return "not measurable yet (no runs)"
     if len(pairs) == 1:
-        return f"{pairs[0][1]:.2f} at {what}{pairs[0][0]}{unit} (one point only)"
+        return f"{pairs[0][1]:.2f} at {what}{with_unit(pairs[0][0], unit)} (one point only)"
     (l0, v0), (l1, v1) = pairs[0], pairs[-1]
     best = max(pairs, key=lambda p: p[1])
-    text = f"{v0:.2f} at {what}{l0}{unit} and {v1:.2f} at {what}{l1}{unit} ({v1 - v0:+.2f})"
+    text = f"{v0:.2f} at {what}{with_unit(l0, unit)} and {v1:.2f} at {what}{with_unit(l1, unit)} ({v1 - v0:+.2f})"
     if best[0] not in (l0, l1):
-        text += f", highest ({best[1]:.2f}) at {what}{best[0]}{unit}"
+        text += f", highest ({best[1]:.2f}) at {what}{with_unit(best[0], unit)}"
     return text
 
 
@@ -370,9 +376,9 @@ def trend_after_peak(labels: Sequence[Any], values: Sequence[float], unit: str =
         return "not measurable yet (fewer than two points)"
     best = max(range(len(pairs)), key=lambda i: pairs[i][1])
     if best == len(pairs) - 1:
-        return f"highest at the largest value, {pairs[-1][0]}{unit} ({pairs[-1][1]:.2f})"
+        return f"highest at the largest value, {with_unit(pairs[-1][0], unit)} ({pairs[-1][1]:.2f})"
     (lb, vb), (ll, vl) = pairs[best], pairs[-1]
-    return f"highest at {lb}{unit} ({vb:.2f}), then {vl - vb:+.2f} by {ll}{unit}"
+    return f"highest at {with_unit(lb, unit)} ({vb:.2f}), then {vl - vb:+.2f} by {with_unit(ll, unit)}"
 
 
 # --- the figure pages -----------------------------------------------------------------------------------------------------

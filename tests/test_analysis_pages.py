@@ -166,7 +166,8 @@ def test_curve_phrases():
     assert analysis.plateau(["a", "b", "c"], [50.0, float("nan"), 51.0]) == "a"
     assert analysis.describe_curve([1, 2, 4], [10.0, 30.0, 20.0], "γ = ") == \
         "10.00 at γ = 1 and 20.00 at γ = 4 (+10.00), highest (30.00) at γ = 2"
-    assert analysis.describe_curve([1], [5.0], unit=" shots") == "5.00 at 1 shots (one point only)"
+    assert analysis.describe_curve([1], [5.0], unit=" shots") == "5.00 at 1 shot (one point only)"
+    assert analysis.describe_curve([1, 16], [5.0, 6.0], unit=" shots") == "5.00 at 1 shot and 6.00 at 16 shots (+1.00)"
     assert analysis.describe_curve([1], [float("nan")]) == "not measurable yet (no runs)"
     assert analysis.describe_levels(["a", "b"], [1.0, 2.0]) == "highest with b (2.00), lowest with a (1.00)"
     assert analysis.trend_after_peak([1, 2, 4], [10.0, 30.0, 20.0], " shots") == \

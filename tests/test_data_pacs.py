@@ -97,6 +97,36 @@ def test_fake_copy_missing_file_and_domain_folder(tmp_path):
     assert any(f"{root / 'cartoon'} is missing" in p for p in fake_pacs_class(3)(root=tmp_path).verify().problems)
 
 
+@pytest.mark.parametrize(("line", "why"), [
+    ("cartoon/dog/img_000.jpg", "malformed line"),  # no label
+    ("cartoon/dog/img_000.jpg x", "malformed line"),
+    ("cartoon/img_000.jpg 1", "malformed line"),
+    ("photo/dog/img_000.jpg 1", "not in domain 'cartoon'"),
+    ("cartoon/zebra/img_000.jpg 1", "unknown class folder 'zebra'"),
+])
+def test_fake_copy_bad_split_line_names_file_and_line(tmp_path, line, why):
+    root = write_tree(tmp_path / "pacs", fake_pacs_files(3))
+    listed = root / "splits" / "cartoon_train_kfold.txt"
+    lines = listed.read_text().splitlines()
+    lines[2] = line
+    listed.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=rf"{listed}:3: .*{why}"):
+        fake_pacs_class(3)(root=tmp_path).samples("train")
+
+
+def test_fake_copy_wrong_listed_label_follows_the_folder(tmp_path):
+    root = write_tree(tmp_path / "pacs", fake_pacs_files(3))
+    listed = root / "splits" / "photo_train_kfold.txt"
+    lines = listed.read_text().splitlines()
+    assert lines[0] == "photo/dog/img_000.jpg 1"
+    lines[0] = "photo/dog/img_000.jpg 5"
+    listed.write_text("\n".join(lines) + "\n")
+    ds = fake_pacs_class(3)(root=tmp_path)
+    sample = next(s for s in ds.samples("train") if s.path == "photo/dog/img_000.jpg")
+    assert sample.label == 0
+    assert ds.label_fixes == {"photo_train_kfold.txt:1 (photo/dog/img_000.jpg labelled 5, class dog = 1)"}
+
+
 def test_committed_few_shot_rejects_a_different_copy(tmp_path):
     """The real PACS class with committed files refuses a copy whose train list lacks the committed images."""
     write_tree(tmp_path / "pacs", fake_pacs_files(3))

@@ -145,6 +145,10 @@ def test_domainnet_download_md5_and_verify(server, tmp_data_root):
     (tmp_data_root / "domainnet/splits/sketch_test.txt").write_text("sketch/airplane/sketch_001_000002.jpg 1\n")
     report = TinyDomainNet().verify()
     assert any("sketch_test.txt is not the official" in p for p in report.problems)
+    # a listed label that contradicts its class folder is an error for DomainNet (its lists are the truth)
+    (tmp_data_root / "domainnet/splits/sketch_test.txt").write_text("sketch/airplane/sketch_001_000002.jpg 0\n")
+    with pytest.raises(DataError, match=r"sketch_test\.txt:1: label 0 does not match the class folder 'airplane'"):
+        TinyDomainNet().samples("test")
 
 
 def test_domainnet_wrong_md5_stops_before_install(server, tmp_data_root):

@@ -7,8 +7,9 @@ opened through the dataset, so in-process datasets (``synthetic``) and on-disk o
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -46,3 +47,27 @@ def canonical_id(name: str) -> str:
 
 def join_names(names: Iterable[str]) -> str:
     return ", ".join(names)
+
+
+def read_split_list(path: Path, domain: str, classes: Sequence[str]) -> list[tuple[int, int, Sample]]:
+    """A split list of lines ``<domain>/<class folder>/<file> <label>`` (PACS, DomainNet) as (line number, listed
+    label, sample) triples. The sample's label comes from its class folder; the caller judges the listed one.
+    A line that does not parse, lies outside ``domain`` or names an unknown class folder is a DataError.
+    """
+    index = {c: i for i, c in enumerate(classes)}
+    out = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rel, raw = line.split()
+            dom, cls, _ = rel.split("/")
+            listed = int(raw)
+            if dom != domain:
+                raise ValueError(f"the path is not in domain {domain!r}")
+            if cls not in index:
+                raise ValueError(f"unknown class folder {cls!r}")
+        except ValueError as err:
+            raise DataError(f"{path}:{lineno}: malformed line {line!r}: {err}") from None
+        out.append((lineno, listed, Sample(rel, index[cls], domain)))
+    return out

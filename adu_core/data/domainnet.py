@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from .base import DataError, Sample
+from .base import DataError, Sample, read_split_list
 from .dataset import Dataset
 from .download import Resource
 from .splits import PACKAGE_SPLITS
@@ -97,23 +97,12 @@ class DomainNet(Dataset):
         path = self.list_path(domain, split)
         if not path.is_file():
             raise DataError(f"{self.name}: split list {path} is missing; run `adu data download {self.name}`")
-        index = {c: i for i, c in enumerate(self.class_dirs)}
         out = []
-        for lineno, line in enumerate(path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rel, raw = line.split()
-                dom, cls, _ = rel.split("/")
-                if dom != domain:
-                    raise ValueError(f"path is not in domain {domain!r}")
-                if cls not in index:
-                    raise ValueError(f"unknown class folder {cls!r}")
-                if not self.relabel_by_name and int(raw) != index[cls]:
-                    raise ValueError(f"label {raw} does not match class {cls!r} ({index[cls]})")
-            except ValueError as err:
-                raise DataError(f"{path}:{lineno}: malformed line {line!r}: {err}") from None
-            out.append(Sample(rel, index[cls], domain))
+        for lineno, listed, sample in read_split_list(path, domain, self.class_dirs):
+            if not self.relabel_by_name and listed != sample.label:
+                raise DataError(f"{path}:{lineno}: label {listed} does not match the class folder "
+                                f"{self.class_dirs[sample.label]!r} ({sample.label})")
+            out.append(sample)
         return out
 
     def _load_split(self, split: str) -> list[Sample]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from .base import DataError, Sample
+from .base import DataError, Sample, read_split_list
 from .dataset import Dataset
 from .download import Resource
 from .verify import VerifyReport, count_by_class_dir, file_digest, read_manifest, summarize_paths
@@ -74,21 +74,12 @@ class PACS(Dataset):
             raise DataError(f"pacs: split list {path} is missing; restore the splits/ folder "
                             "(`adu data download pacs`), then `adu data verify pacs`")
         out = []
-        for lineno, line in enumerate(path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rel, raw = line.split()
-                dom, cls, _ = rel.split("/")
-                if dom != domain or cls not in CLASSES:
-                    raise ValueError(f"not a {domain}/<class>/<file> path of PACS")
-                label = CLASSES.index(cls)
-                if int(raw) - 1 != label:  # the lists count classes from 1
-                    # The official art_painting_crossval list labels its first line 0: the folder is the truth.
-                    self.label_fixes.add(f"{path.name}:{lineno} ({rel} labelled {raw}, class {cls} = {label + 1})")
-            except ValueError as err:
-                raise DataError(f"{path}:{lineno}: malformed line {line!r}: {err}") from None
-            out.append(Sample(rel, label, domain))
+        for lineno, listed, sample in read_split_list(path, domain, CLASSES):
+            if listed - 1 != sample.label:  # the lists count classes from 1
+                # The official art_painting_crossval list labels its first line 0: the folder is the truth.
+                self.label_fixes.add(f"{path.name}:{lineno} ({sample.path} labelled {listed}, "
+                                     f"class {CLASSES[sample.label]} = {sample.label + 1})")
+            out.append(sample)
         return out
 
     def _load_split(self, split: str) -> list[Sample]:
