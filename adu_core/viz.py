@@ -18,8 +18,8 @@ import seaborn as sns
 
 from .report import METRIC_NAMES
 
-__all__ = ["OURS", "attention_grid", "bars_vs_paper", "embedding_grid", "long_with_paper", "metric_lines",
-           "sweep_lines"]
+__all__ = ["OURS", "attention_grid", "bars_vs_paper", "embedding_grid", "fit_ylim", "long_with_paper",
+           "metric_lines", "sweep_lines"]
 
 OURS = "ours"
 
@@ -92,17 +92,34 @@ def _no_runs(ax, text: str = "no runs yet") -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
 
 
+def fit_ylim(ax, min_span: float = 10.0, bounds: tuple[float, float] = (0.0, 100.0)) -> None:
+    """Zoom the y axis to the data (matplotlib's autoscale), at least ``min_span`` points tall and within
+    ``bounds``: differences of a few points stay visible without making noise look large."""
+    lo, hi = ax.get_ylim()
+    if hi - lo < min_span:
+        mid = (lo + hi) / 2
+        lo, hi = mid - min_span / 2, mid + min_span / 2
+    lo, hi = max(bounds[0], lo), min(bounds[1], hi)
+    if hi - lo < min_span:  # pushed against a bound: keep the span on the other side
+        lo, hi = (bounds[0], bounds[0] + min_span) if lo == bounds[0] else (bounds[1] - min_span, bounds[1])
+    ax.set_ylim(lo, hi)
+
+
 def sweep_lines(runs: pd.DataFrame, orders: Mapping[str, Sequence[str]], defaults: Mapping[str, str | None],
                 titles: Mapping[str, str] | None = None, metrics: Sequence[str] = ("h", "mem", "for"),
-                unordered: Sequence[str] = (), height: float = 2.3, width: float = 3.2) -> plt.Figure:
-    """One row per sweep (``orders``: sweep -> its values in order), one column per metric: mean ± sample std over
-    runs at each value (``runs`` has columns ``sweep``, ``setting`` and the metrics). The default value of each
+                unordered: Sequence[str] = (), by: str = "forget", height: float = 2.3,
+                width: float = 3.2) -> plt.Figure:
+    """One row per sweep (``orders``: sweep -> its values in order), one column per metric. Thin coloured lines:
+    each level of ``by`` (the forget set; mean ± sample std over its seeds), so that a setting's effect is read
+    within one forget set rather than against the spread between forget sets; bold black line: the mean over
+    all runs (``runs`` has columns ``sweep``, ``setting``, ``by`` and the metrics). The default value of each
     sweep is shaded: it is the same run in every row. Sweeps listed in ``unordered`` (e.g. kernels) are drawn as
-    points without connecting lines."""
+    points without connecting lines. Each row's y axis is zoomed to its data (see :func:`fit_ylim`)."""
     sweeps = list(orders)
     fig, axes = plt.subplots(max(1, len(sweeps)), len(metrics), figsize=(width * len(metrics),
-                             height * max(1, len(sweeps))), squeeze=False, sharey=True)
-    color = sns.color_palette("deep")[0]
+                             height * max(1, len(sweeps))), squeeze=False, sharey="row")
+    levels = list(dict.fromkeys(runs[by])) if len(runs) and by in runs else []
+    palette = dict(zip(levels, sns.color_palette("deep", len(levels)), strict=True))
     for i, sweep in enumerate(sweeps):
         part = runs[runs["sweep"] == sweep] if len(runs) else runs
         order = list(orders[sweep])
@@ -113,19 +130,31 @@ def sweep_lines(runs: pd.DataFrame, orders: Mapping[str, Sequence[str]], default
             if default in order:
                 ax.axvspan(order.index(default) - 0.3, order.index(default) + 0.3, color="0.9", zorder=0)
             data = part.dropna(subset=[metric]) if len(part) and metric in part else part.iloc[0:0]
+            style = {"linestyle": "none"} if sweep in unordered else {}
             if len(data):
-                sns.pointplot(data=data, x="setting", y=metric, order=order, errorbar="sd", color=color, ax=ax,
-                              markersize=4, linewidth=1.2, capsize=0.15, err_kws={"linewidth": 1},
-                              linestyle="none" if sweep in unordered else "-")
+                if len(levels) > 1:
+                    sns.pointplot(data=data, x="setting", y=metric, order=order, hue=by, hue_order=levels,
+                                  palette=palette, errorbar="sd", markersize=3, linewidth=0.9, capsize=0.1,
+                                  err_kws={"linewidth": 0.8}, alpha=0.8, dodge=0.25, ax=ax,
+                                  legend=i == 0 and j == len(metrics) - 1, **style)
+                sns.pointplot(data=data, x="setting", y=metric, order=order, errorbar=None, color="black",
+                              markersize=4, linewidth=1.6, ax=ax, **style)
             else:
                 ax.set_xticks(range(len(order)), order)
                 ax.set_xlim(-0.5, len(order) - 0.5)
                 _no_runs(ax)
-            ax.set_ylim(0, 100)
             ax.set_xlabel((titles or {}).get(sweep, sweep), fontsize=9)
             ax.set_ylabel("%" if j == 0 else "")
             ax.set_title(METRIC_NAMES.get(metric, metric), fontsize=9)
-            ax.tick_params(axis="x", labelsize=8, labelrotation=20 if max(map(len, order or [""])) > 6 else 0)
+            long = max(map(len, order or [""])) > 6
+            ax.tick_params(axis="x", labelsize=8, labelrotation=30 if long else 0)
+            if long:
+                plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
+        fit_ylim(axes[i, 0])  # the row shares its y axis
+    legend = axes[0, -1].get_legend()
+    if legend is not None:
+        axes[0, -1].legend(title=f"{by} (mean: black)", fontsize=7, title_fontsize=7, loc="upper left",
+                           bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 
@@ -134,14 +163,21 @@ def metric_lines(runs: pd.DataFrame, x: str, hue: str, metrics: Sequence[str] = 
                  style: str | None = None, hue_order: Sequence[str] | None = None, xscale: str = "linear",
                  references: pd.DataFrame | None = None, reference_label: str = "reference",
                  xlabel: str | None = None, ylabel: str = "%", height: float = 2.8, width: float = 3.3,
-                 ylim: tuple[float, float] | None = (0, 100)) -> plt.Figure:
+                 ylim: tuple[float, float] | None = None, sharey: bool = True) -> plt.Figure:
     """Lines of each metric against a numeric ``x`` (mean ± sample std over runs, one line per ``hue``), one panel
-    per metric. ``xscale``: linear, log2 (shots) or symlog (fractions with 0). ``references``: rows with the
-    metrics drawn as dashed horizontal lines (their mean), e.g. zero-shot CLIP, which does not depend on ``x``."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(width * len(metrics), height), squeeze=False, sharey=True)
+    per metric. ``xscale``: linear, log2 (shots), symlog, or ordinal (the values evenly spaced, labelled with
+    their own numbers: fractions such as 0, 0.05, 0.1, ..., 1). ``references``: rows with the
+    metrics drawn as dashed horizontal lines (their mean), e.g. zero-shot CLIP, which does not depend on ``x``.
+    ``ylim``: fixed y limits; None zooms the y axis to the data (see :func:`fit_ylim`), shared by the panels
+    unless ``sharey`` is False (metrics of different ranges)."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(width * len(metrics), height), squeeze=False, sharey=sharey)
     palette = dict(zip(hue_order or sorted(runs[hue].dropna().unique()) if len(runs) else [],
                        sns.color_palette("deep"), strict=False))
+    if xscale not in ("linear", "log2", "symlog", "ordinal"):
+        raise ValueError(f"xscale must be linear, log2, symlog or ordinal, not {xscale!r}")
     xs = sorted(runs[x].dropna().unique()) if len(runs) else []
+    if xscale == "ordinal" and len(runs):
+        runs = runs.assign(**{x: runs[x].map({v: i for i, v in enumerate(xs)})})
     for j, metric in enumerate(metrics):
         ax = axes[0, j]
         ax.grid(True, color="0.92")
@@ -161,15 +197,15 @@ def metric_lines(runs: pd.DataFrame, x: str, hue: str, metrics: Sequence[str] = 
             ax.set_xscale("log", base=2)
         elif xscale == "symlog":
             ax.set_xscale("symlog", linthresh=0.05, linscale=0.5)
-        elif xscale != "linear":
-            raise ValueError(f"xscale must be linear, log2 or symlog, not {xscale!r}")
         if xs:
-            ax.set_xticks(xs, [f"{v:g}" for v in xs])
+            ax.set_xticks(range(len(xs)) if xscale == "ordinal" else xs, [f"{v:g}" for v in xs])
             ax.minorticks_off()
         if ylim:
             ax.set_ylim(*ylim)
+        elif not sharey or j == len(metrics) - 1:  # a shared y axis is zoomed once, after the last panel
+            fit_ylim(ax)
         ax.set_xlabel(xlabel if xlabel is not None else x)
-        ax.set_ylabel(ylabel if j == 0 else "")
+        ax.set_ylabel(ylabel if j == 0 or not sharey else "")
         ax.set_title(METRIC_NAMES.get(metric, metric), fontsize=10)
     last = axes[0, -1]
     if last.get_legend_handles_labels()[0]:

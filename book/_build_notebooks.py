@@ -697,8 +697,9 @@ plateau_tol = 2.0  # H points: a curve "stabilises" at the first value after whi
         md("""
             ## The plots
 
-            One row per sweep; mean ± sample standard deviation over runs. The shaded value is the default, the
-            same run in every row.
+            One row per sweep. Thin coloured lines: each forget set (mean ± sample standard deviation over its
+            seeds), so that a setting's effect is read within a forget set; bold black line: the mean over all runs.
+            The shaded value is the default, the same run in every row. Each row's y axis is zoomed to its data.
             """),
         code("""
             orders = {s: [p.value for p in points[s]] for s in chosen}
@@ -815,7 +816,7 @@ def shots() -> nbformat.NotebookNode:
         md("""
             ## The plot
 
-            Mean ± sample standard deviation over runs; the dashed line is zero-shot CLIP.
+            Mean ± sample standard deviation over runs (y zoomed to the data); the dashed line is zero-shot CLIP.
             """),
         code("""
             names = [report.METHOD_NAMES.get(m, m) for m in run_methods if m != "zeroshot"]
@@ -917,13 +918,13 @@ labellers = "kmeans,zeroshot"  # pseudo-labellers (adu_core.pseudo_labels)'''),
         md("""
             ## The plot
 
-            Mean ± sample standard deviation over runs, against the labelled fraction (a symmetric-log axis, so that
-            0 is shown).
+            Mean ± sample standard deviation over runs (y zoomed to the data), against the labelled fraction (the
+            fractions evenly spaced).
             """),
         code("""
             fig = viz.metric_lines(runs, x="fraction", hue="labeller", style="variant" if len(run_methods) > 1 else None,
-                                   metrics=("h", "mem", "for", "pseudo_label_acc"), xscale="symlog",
-                                   xlabel="labelled fraction", width=2.8)
+                                   metrics=("h", "mem", "for", "pseudo_label_acc"), xscale="ordinal",
+                                   xlabel="labelled fraction", width=2.8, sharey=False)
             plt.show()
             """, "hide-input"),
         code("""

@@ -146,6 +146,11 @@ def test_ours_table_sorts_formats_and_counts():
     assert table.loc[("zeroshot", "0"), "H"] == "6.00 ± 1.41" and table.loc[("zeroshot", "0"), "n"] == 2
     assert table.loc[("kmeans", "1"), "Pseudo-label acc."] == "–"
     assert len(analysis.ours_table(runs.iloc[0:0], ["labeller", "fraction"])) == 0
+    # unsorted: rows in the first appearance of each key combination, even where a value recurs under another key
+    sweeps = pd.DataFrame({"sweep": ["depth", "depth", "n_ctx", "n_ctx", "n_ctx"], "setting": ["4", "6", "2", "4", "8"],
+                           "h": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    assert list(analysis.ours_table(sweeps, ["sweep", "setting"]).index) == [
+        ("depth", "4"), ("depth", "6"), ("n_ctx", "2"), ("n_ctx", "4"), ("n_ctx", "8")]
 
 
 def test_with_run_metrics_reads_run_json(tmp_path):
@@ -278,6 +283,11 @@ def test_analysis_plots_draw_with_and_without_runs():
     assert viz.metric_lines(lines.iloc[0:0], x="shots", hue="variant").axes[0].texts[0].get_text() == "no runs yet"
     with pytest.raises(ValueError, match="xscale"):
         viz.metric_lines(lines, x="shots", hue="variant", xscale="cubic")
+    fracs = viz.metric_lines(lines.assign(shots=[0.0, 0.05, 0.0, 0.05]), x="shots", hue="variant",
+                             xscale="ordinal", sharey=False)
+    ax = fracs.axes[0]
+    assert list(ax.get_xticks()) == [0, 1] and [t.get_text() for t in ax.get_xticklabels()] == ["0", "0.05"]
+    assert ax.get_ylim()[1] - ax.get_ylim()[0] >= 10  # zoomed to the data, never narrower than 10 points
     pts = pd.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0], "domain": ["a", "b"], "class": ["c", "c"]})
     assert viz.embedding_grid([("before", pts), ("after", pts)]).axes[0].get_title() == "before, by domain"
     images = np.zeros((2, 3, 8, 8), dtype=np.uint8)
