@@ -303,20 +303,12 @@ def ours_table(runs: pd.DataFrame, keys: Sequence[str], metrics: Sequence[str] =
         return pd.DataFrame(columns=[*(names[m] for m in cols), "n"],
                             index=pd.MultiIndex.from_arrays([[]] * len(keys), names=keys) if len(keys) > 1
                             else pd.Index([], name=keys[0]))
-    wide = s.pivot_table(index=keys, columns="metric", values="ours", aggfunc="first", sort=False)
+    # unstack(sort=False) keeps summary_table's row order (pivot_table re-sorts each key's values on its own)
+    wide = s.set_index([*keys, "metric"])["ours"].unstack("metric", sort=False)
     wide = wide.reindex(columns=cols).rename(columns=names).fillna("–")
     wide["n"] = s.groupby(keys, sort=False)["n"].max().reindex(wide.index).astype(int)
     if sort:
         wide = wide.sort_index(key=lambda idx: idx.map(_sort_key))
-    else:  # summary_table orders each key on its own; keep the first appearance of each key *combination*
-        def text(k: Any) -> tuple[str, ...]:
-            return tuple(map(str, k)) if isinstance(k, tuple) else (str(k),)
-
-        rank: dict[tuple[str, ...], int] = {}
-        for row in runs[keys].itertuples(index=False, name=None):
-            rank.setdefault(text(row), len(rank))
-        order = sorted(range(len(wide)), key=lambda i: rank.get(text(wide.index[i]), len(rank) + i))
-        wide = wide.iloc[order]
     wide.index = wide.index.map(lambda k: tuple(map(_key_text, k)) if isinstance(k, tuple) else _key_text(k))
     wide.columns.name = None
     wide.index.names = [(key_names or {}).get(k, k) for k in keys]

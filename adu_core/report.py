@@ -543,7 +543,8 @@ def summary_table(runs: pd.DataFrame, paper: pd.DataFrame, keys: Sequence[str],
     ``runs`` has one row per run with the ``keys`` and metric columns (H is per run, then averaged, as the paper
     does); ``paper`` is the tidy paper frame restricted to the matching table and dataset, with the same ``keys``
     (and ``metric``/``value``). Columns: keys, metric, paper, mean, std (sample, NaN for n = 1), n, diff (ours −
-    paper), ours ("mean ± std" text). Rows are in the order of first appearance in ``paper`` then ``runs``.
+    paper), ours ("mean ± std" text). Rows are in the order of first appearance in ``paper`` then ``runs``, key by
+    key within the keys before it.
     """
     keys = list(keys)
     long = runs.melt(id_vars=keys, value_vars=[m for m in metrics if m in runs.columns], var_name="metric",
@@ -559,13 +560,18 @@ def summary_table(runs: pd.DataFrame, paper: pd.DataFrame, keys: Sequence[str],
     out["n"] = out["n"].fillna(0).astype(int)
     out["diff"] = out["mean"] - out["paper"]
     out["ours"] = [_mean_std(m, s, n, digits) for m, s, n in zip(out["mean"], out["std"], out["n"], strict=True)]
-    # rows: each key's values in order of first appearance (the paper's rows first, then ours-only rows)
+    # rows in nested order of first appearance (the paper's rows first, then ours-only rows): each key's values in
+    # the order they first appear within the group of the keys before it, so that a value seen earlier under
+    # another group (a sweep's "4" under prompt depth) does not move ahead in this one
+    seen = pd.concat([ref[keys], ours[keys]], ignore_index=True) if len(ours) else ref[keys]
     sort_cols = []
-    for k in keys:
-        seen = list(dict.fromkeys([*ref[k].tolist(), *(ours[k].tolist() if len(ours) else [])]))
-        rank = {v: i for i, v in enumerate(seen)}
-        out[f"_{k}"] = out[k].map(rank)
-        sort_cols.append(f"_{k}")
+    for i, k in enumerate(keys):
+        group, col = keys[:i], f"_{k}"
+        first = seen.drop_duplicates(subset=[*group, k])
+        rank = first.groupby(group, sort=False, dropna=False).cumcount() if group else pd.Series(range(len(first)),
+                                                                                                   index=first.index)
+        out = out.merge(first[[*group, k]].assign(**{col: rank.to_numpy()}), on=[*group, k], how="left")
+        sort_cols.append(col)
     out["_metric"] = out["metric"].map({m: i for i, m in enumerate(metrics)})
     sort_cols.append("_metric")
     return out.sort_values(sort_cols, kind="stable").drop(columns=sort_cols).reset_index(drop=True)
