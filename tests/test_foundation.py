@@ -36,10 +36,11 @@ def _pyproject() -> dict:
     return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
 
 
-def _env_without_project_overrides() -> dict[str, str]:
+def _python_elsewhere(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``python *args`` in ``cwd`` (outside the project), without the project-root/results overrides."""
     env = {k: v for k, v in os.environ.items() if k not in {paths.PROJECT_ROOT_ENV, paths.RESULTS_DIR_ENV}}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    return env
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
 
 
 # --- environment.yml <-> pyproject.toml ---------------------------------------------------------------------------
@@ -269,14 +270,7 @@ def _fake_project(root: Path) -> Path:
 
 def test_project_root_from_a_different_cwd_in_a_subprocess(tmp_path: Path):
     code = "from adu_core.paths import project_root, results_dir; print(project_root()); print(results_dir('testbed'))"
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env=_env_without_project_overrides(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _python_elsewhere(["-c", code], tmp_path)
     assert proc.returncode == 0, proc.stderr
     root, results = proc.stdout.splitlines()
     assert Path(root) == REPO_ROOT
@@ -362,14 +356,7 @@ def test_setup_cell_installs_from_the_configured_repository():
 
 
 def test_setup_cell_runs_where_the_package_is_importable(tmp_path: Path):
-    proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "book" / "_setup_cell.py")],
-        cwd=tmp_path,
-        env=_env_without_project_overrides(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _python_elsewhere([str(REPO_ROOT / "book" / "_setup_cell.py")], tmp_path)
     assert proc.returncode == 0, proc.stderr
 
 

@@ -34,6 +34,7 @@ from adu_core.pipeline import normalize
 from adu_core.text import text_features
 from adu_core.text_encoding import encode_text_embeddings, encode_tokens, eot_positions, prompt_tokens
 from adu_core.train import TrainData, Trainer, run_experiment
+from tests._train_helpers import interrupt_after_epoch
 
 CLASS_AWARE_CFG = {
     "embed_dim": 32,
@@ -247,17 +248,7 @@ def test_clipfit_own_epochs_resume_to_the_same_result(tmp_path, monkeypatch):
     cfg = make_config("synthetic", method="clipfit", forget=("sketch",), epochs=5, method_options={"epochs": 2})
     whole = run_experiment(cfg, tmp_path / "whole", progress=False)
     assert [h["epoch"] for h in whole["history"]] == [1, 2]
-    original = Trainer._save
-
-    def save_then_die(self, method, opt, epochs_done):
-        original(self, method, opt, epochs_done)
-        if epochs_done == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Trainer, "_save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(cfg, tmp_path / "cut", progress=False)
-    monkeypatch.setattr(Trainer, "_save", original)
+    interrupt_after_epoch(monkeypatch, cfg, tmp_path / "cut", epoch=1)
     resumed = run_experiment(cfg, tmp_path / "cut", progress=False)
     assert resumed["timings"]["resumed_from_epoch"] == 1
     assert resumed["metrics"] == whole["metrics"]

@@ -11,7 +11,8 @@ import torch
 
 from adu_core.cli import main
 from adu_core.config import field_names, make_config
-from adu_core.train import ConfigError, Trainer, resolve_config, run_experiment
+from adu_core.train import ConfigError, resolve_config, run_experiment
+from tests._train_helpers import interrupt_after_epoch
 
 
 def smoke(**kw):
@@ -53,18 +54,8 @@ def test_same_seed_same_metrics_and_other_seed_differs(reference_run, tmp_path):
 def test_interrupted_run_resumes_to_identical_result(reference_run, tmp_path, monkeypatch):
     result, _ = reference_run
     out = tmp_path / "interrupted"
-    original = Trainer._save
-
-    def save_then_die(self, method, opt, epochs_done):
-        original(self, method, opt, epochs_done)
-        if epochs_done == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Trainer, "_save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(smoke(), out, progress=False)
+    interrupt_after_epoch(monkeypatch, smoke(), out, epoch=2)
     assert (out / "checkpoint.pt").exists() and not (out / "run.json").exists()
-    monkeypatch.setattr(Trainer, "_save", original)
     resumed = run_experiment(smoke(), out, progress=False)
     assert resumed["timings"]["resumed_from_epoch"] == 2
     assert resumed["metrics"] == result["metrics"]
