@@ -167,6 +167,14 @@ def _placement(name: str, depth: int) -> tuple[str, tuple[tuple[str, Any], ...]]
     raise ValueError(f"unknown InstaPG placement {name!r}; choose among {', '.join(PLACEMENTS)}")
 
 
+def _sweep_number(sweep: str, item: Any, kind: type[int] | type[float]) -> Any:
+    try:
+        return kind(item)
+    except ValueError:
+        what = "numbers" if kind is float else "whole numbers"
+        raise ValueError(f"the {sweep} sweep takes {what}, got {item!r}") from None
+
+
 def sweep_points(sweep: str, values: Any, cfg: RunConfig, depth_points: int = 4) -> list[SweepPoint]:
     """The points of one sweep around ``cfg`` (the page's default configuration).
 
@@ -188,13 +196,13 @@ def sweep_points(sweep: str, values: Any, cfg: RunConfig, depth_points: int = 4)
     points: list[SweepPoint] = []
     for i, item in enumerate(items):
         if sweep in ("gamma", "lam"):
-            v = float(item)
+            v = _sweep_number(sweep, item, float)
             label = f"{v:g}"
             default = math.isclose(v, getattr(cfg, sweep))
             over = () if default else ((sweep, v),)
             x = v
         elif sweep in ("prompt_depth", "n_ctx", "epochs"):
-            v = int(item)
+            v = _sweep_number(sweep, item, int)
             if v < 1:
                 raise ValueError(f"{sweep} values start at 1, got {v}")
             label, default, x = str(v), v == getattr(cfg, sweep), float(v)

@@ -84,6 +84,10 @@ def test_sweep_points_default_has_no_overrides():
         analysis.sweep_points("gamma", "30,30.0", cfg)
     with pytest.raises(ValueError, match="needs its values"):
         analysis.sweep_points("gamma", None, cfg)
+    with pytest.raises(ValueError, match="the epochs sweep takes whole numbers, got 'ten'"):
+        analysis.sweep_points("epochs", "5,ten", cfg)
+    with pytest.raises(ValueError, match="the lam sweep takes numbers, got 'x'"):
+        analysis.sweep_points("lam", "1,x", cfg)
 
 
 def test_backbone_layers_from_the_architecture():
