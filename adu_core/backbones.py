@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torchvision import transforms as T
 
+from .paths import resolve_path
+
 CHECKPOINT_FORMAT = "adu-clip/1"
 _CONFIG_DIR = Path(__file__).parent / "model_configs"
 open_clip.add_model_config(_CONFIG_DIR)  # project configs (adu-tiny, ...) become open_clip names
@@ -51,7 +53,7 @@ def load_clip(
     records what was loaded (name, pretrained, sha256) for run provenance.
     ``train_crop_scale``: RandomResizedCrop scale; (0.08, 1) is Dassl's default, which CoOp-family trainers use.
     """
-    path = Path(pretrained) if pretrained is not None and _looks_like_path(pretrained) else None
+    path = resolve_path(pretrained) if pretrained is not None and _looks_like_path(pretrained) else None
     if path is not None:
         model, mean, std, context_length, name = _load_checkpoint(name, path)
         sha = file_sha256(path)

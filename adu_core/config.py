@@ -15,8 +15,6 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .paths import project_root
-
 
 def _f(default: Any, doc: str, **kw: Any) -> Any:
     if isinstance(default, list | dict):
@@ -63,6 +61,9 @@ class RunConfig:
     mmd_kernel: str = _f("gaussian", "MMD kernel: gaussian (multi-bandwidth), linear or laplacian [G]")
     mmd_bandwidths: tuple[float, ...] = _f((0.25, 0.5, 1.0, 2.0, 4.0),
                                            "bandwidth multipliers of the median heuristic [G: DAN-style]")
+    ddl_feature: str = _f("embedding", "what DDL's classifier and MMD read: embedding (the L2-normalised image "
+                                       "embedding the class logits use) or pre_projection (the class token before "
+                                       "the projection, L2-normalised) [G: the paper says 'latent feature']")
     # --- optimisation ----------------------------------------------------------------------------------------------
     epochs: int = _f(50, "training epochs (paper: 50)")
     batch_size: int = _f(32, "domain-balanced batch size [G: PromptSRC's 4 is too small for MMD over 4 domains]")
@@ -76,7 +77,8 @@ class RunConfig:
     # --- runtime -------------------------------------------------------------------------------------------------
     device: str = _f("auto", "cuda, cpu or auto")
     precision: str = _f("auto", "bf16, fp16 (CUDA, loss-scaled) or fp32; auto = bf16 autocast on CUDA (fp16 where "
-                                "the GPU lacks bf16, e.g. T4), fp32 on CPU")
+                                "the GPU lacks bf16, e.g. T4) and on CPUs with bf16 units (AVX512-BF16/AMX), else "
+                                "fp32; run.json records what ran (provenance.precision)")
     checkpoint_interval_s: float = _f(0.0, "least seconds between epoch checkpoints (0 = every epoch)")
     grad_checkpointing: bool = _f(False, "recompute encoder activations in backward to save memory")
     eval_batch_size: int = _f(256, "test batch size (inference mode)")
@@ -89,6 +91,24 @@ class RunConfig:
             value = getattr(self, f.name)
             if isinstance(value, list):
                 setattr(self, f.name, tuple(value))
+
+    def validate(self) -> None:
+        """Range-check every field; the first bad one raises ValueError naming the key, the value and what is allowed.
+
+        Names (dataset, method, domains) are checked against their registries by ``train.resolve_config``.
+        """
+        for f in fields(self):
+            rule = RULES.get(f.name)
+            if rule is None:
+                continue
+            check, allowed = rule
+            value = getattr(self, f.name)
+            try:
+                ok = bool(check(value))
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ValueError(f"{f.name}={value!r} is out of range: {allowed}")
 
     # -----------------------------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -107,6 +127,55 @@ class RunConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
+def _num(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and x == x  # not NaN
+
+
+def _int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+# Per field: (check, what is allowed). Every numeric, choice and container field has one (a test checks that).
+RULES: dict[str, tuple[Any, str]] = {
+    "seed": (lambda v: _int(v) and v >= 0, "a whole number >= 0"),
+    "tier": (lambda v: v in TIERS, "one of paper, testbed, smoke"),
+    "templates": (lambda v: len(v) > 0 and all(isinstance(t, str) and "{}" in t for t in v),
+                  "one or more texts, each with a {} where the class name goes"),
+    "shots": (lambda v: _int(v) and v >= 1, "a whole number >= 1 (images per class per domain)"),
+    "domain_label_fraction": (lambda v: _num(v) and 0 <= v <= 1, "a fraction within [0, 1]"),
+    "pseudo_labeler": (lambda v: v in ("kmeans", "zeroshot"), "kmeans or zeroshot"),
+    "max_test_per_domain": (lambda v: v is None or (_int(v) and v >= 1), "none (all) or a whole number >= 1"),
+    "n_ctx": (lambda v: _int(v) and v >= 1, "a whole number >= 1 (prompt tokens per layer)"),
+    "prompt_depth": (lambda v: _int(v) and v >= 0, "a whole number >= 0 (at most the encoder's layers)"),
+    "prompt_init_std": (lambda v: _num(v) and v >= 0, "a number >= 0"),
+    "instapg_layers": (lambda v: v is None or all(_int(i) and i >= 0 for i in v),
+                       "none (every prompted layer after the first) or layer indices >= 0 below prompt_depth"),
+    "instapg_heads": (lambda v: _int(v) and v >= 0, "a whole number >= 0 (0: the encoder's head count)"),
+    "gamma": (lambda v: _num(v) and v >= 0, "a number >= 0"),
+    "lam": (lambda v: _num(v) and v >= 0, "a number >= 0"),
+    "mmd_kernel": (lambda v: v in ("gaussian", "linear", "laplacian"), "gaussian, linear or laplacian"),
+    "mmd_bandwidths": (lambda v: len(v) > 0 and all(_num(b) and b > 0 for b in v), "one or more numbers > 0"),
+    "ddl_feature": (lambda v: v in ("embedding", "pre_projection"), "embedding or pre_projection"),
+    "epochs": (lambda v: _int(v) and v >= 1, "a whole number >= 1"),
+    "batch_size": (lambda v: _int(v) and v >= 1, "a whole number >= 1 (at least one image per domain)"),
+    "lr": (lambda v: _num(v) and v > 0, "a number > 0"),
+    "momentum": (lambda v: _num(v) and 0 <= v < 1, "a number within [0, 1)"),
+    "weight_decay": (lambda v: _num(v) and v >= 0, "a number >= 0"),
+    "scheduler": (lambda v: v in ("cosine", "constant"), "cosine or constant"),
+    "warmup_epochs": (lambda v: _int(v) and v >= 0, "a whole number >= 0 (below epochs)"),
+    "warmup_lr": (lambda v: _num(v) and v >= 0, "a number >= 0"),
+    "crop_scale": (lambda v: len(v) == 2 and all(_num(x) for x in v) and 0 < v[0] <= v[1] <= 1,
+                   "two numbers lo,hi with 0 < lo <= hi <= 1"),
+    "device": (lambda v: v in ("auto", "cpu", "cuda") or str(v).startswith("cuda:"), "auto, cpu, cuda or cuda:N"),
+    "precision": (lambda v: v in ("auto", "bf16", "fp16", "fp32"), "auto, bf16, fp16 or fp32"),
+    "checkpoint_interval_s": (lambda v: _num(v) and v >= 0, "a number of seconds >= 0"),
+    "eval_batch_size": (lambda v: _int(v) and v >= 1, "a whole number >= 1"),
+    "method_options": (lambda v: isinstance(v, dict), "a JSON object of method options"),
+    **{k: (lambda v: isinstance(v, bool), "true or false") for k in (
+        "instapg", "instapg_norm", "instapg_residual", "ddl", "ddl_ce", "ddl_mmd", "grad_checkpointing")},
+}
+
+
 def field_names() -> list[str]:
     return [f.name for f in fields(RunConfig)]
 
@@ -115,21 +184,25 @@ def field_docs() -> dict[str, str]:
     return {f.name: f.metadata.get("doc", "") for f in fields(RunConfig)}
 
 
+TESTBED_CHECKPOINT = "models/testbed/testbed_clip.pt"  # relative to the project root (``paths.resolve_path``)
+
+
 def testbed_checkpoint() -> str:
-    return str(project_root() / "models" / "testbed" / "testbed_clip.pt")
+    """The testbed CLIP, as configs record it: project-relative, so run.json names no machine's folders."""
+    return TESTBED_CHECKPOINT
 
 
 # Tier presets. `paper` is the paper's protocol; `testbed` is the same protocol scaled to 2 CPU cores with the
 # project's own PACS-pretrained CLIP; `smoke` is a seconds-long run of a tiny random model for tests and examples.
 TIERS: dict[str, dict[str, Any]] = {
     "paper": {"backbone": "ViT-B-16", "pretrained": "openai"},
+    # testbed v2: the paper's 50 epochs (224 few-shot images, batch 32: 350 steps), prompts in 4 of the 6 layers
     "testbed": {
-        "backbone": "adu-testbed", "pretrained": "@testbed", "epochs": 10, "prompt_depth": 4, "n_ctx": 4,
-        "eval_batch_size": 512,
+        "backbone": "adu-testbed", "pretrained": "@testbed", "prompt_depth": 4, "n_ctx": 4, "eval_batch_size": 512,
     },
     "smoke": {
         "backbone": "adu-tiny", "pretrained": None, "epochs": 2, "shots": 4, "n_ctx": 2, "prompt_depth": 3,
-        "batch_size": 16, "warmup_epochs": 0, "lr": 0.01,
+        "batch_size": 16, "warmup_epochs": 0, "lr": 0.01, "precision": "fp32",
     },
 }
 # Per-method options a tier implies (e.g. fewer CMA-ES iterations for smoke runs); explicit options win.

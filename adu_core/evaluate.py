@@ -1,5 +1,7 @@
 """Evaluation: class predictions on the test set in large inference-mode batches, Mem/For/H, domain accuracy.
 
+``metrics["train"]`` holds Mem/For/H on the few-shot training images themselves, so memorisation stays visible.
+
 Domain-classification accuracy (Table 4) is measured two ways, because the paper's protocol is not stated:
 ``domain_acc_probe`` — a logistic-regression probe fit on the method's features of the few-shot training images and
 scored on the test images (defined for every method, so "before unlearning" = the zero-shot model's probe);
@@ -70,6 +72,10 @@ def evaluate(method, env, data, test_images: torch.Tensor, test_samples: Sequenc
     metrics = unlearning_metrics(pred, labels, domains, cfg.forget)
     dom_idx = np.array([env.domains.index(d) for d in domains])
     train = predict(method, env, data.images, data.mean, data.std, cfg.eval_batch_size)
+    # The same metrics on the few-shot training images: a gap to the test metrics shows memorisation.
+    train_domains = np.array([env.domains[i] for i in data.true_domains.cpu().tolist()])
+    fit = unlearning_metrics(train["logits"].argmax(-1).numpy(), data.labels.cpu().numpy(), train_domains, cfg.forget)
+    metrics["train"] = {k: fit[k] for k in ("mem", "for", "h", "per_domain_acc")}
     metrics["domain_acc_probe"] = domain_probe_accuracy(
         train["features"].numpy(), data.true_domains.cpu().numpy(), test["features"].numpy(), dom_idx)
     if test["domain_logits"] is not None:

@@ -52,3 +52,24 @@ def aggregate(runs: Iterable[Mapping[str, float]], keys: Sequence[str] = ("h", "
         out[k] = float(vals.mean()) if vals.size else math.nan
         out[f"{k}_std"] = float(vals.std(ddof=1)) if vals.size > 1 else math.nan
     return out
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> dict[str, float]:
+    """Mean of the paired differences a_i − b_i with a Student-t confidence interval (``level``) and n.
+
+    Pairs share everything but the method (forget set, seed), so the seed and forget-set spread cancels. ``lo``/``hi``
+    are NaN for n < 2; ``excludes_zero`` says whether the interval lies entirely on one side of 0.
+    """
+    from scipy import stats
+
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if d.ndim != 1 or len(a) != len(b):
+        raise ValueError("paired_difference needs two sequences of equal length")
+    n = int(d.size)
+    mean = float(d.mean()) if n else math.nan
+    if n < 2:
+        return {"mean": mean, "lo": math.nan, "hi": math.nan, "n": n, "sd": math.nan, "excludes_zero": False}
+    sd = float(d.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    lo, hi = mean - half, mean + half
+    return {"mean": mean, "lo": lo, "hi": hi, "n": n, "sd": sd, "excludes_zero": bool(lo > 0 or hi < 0)}

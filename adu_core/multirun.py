@@ -66,10 +66,10 @@ class MultiPromptedViT(PromptedViT):
         self.n_ctx, self.depth = first.n_ctx, first.depth
         self.grad_checkpointing = any(m.grad_checkpointing for m in members)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if images.shape[0] % len(self.members):
             raise ValueError(f"batch of {images.shape[0]} does not split into {len(self.members)} equal runs")
-        return super().forward(images)
+        return super().encode(images)
 
     def _layer_prompts(self, i: int, patches: torch.Tensor) -> torch.Tensor:
         chunks = patches.chunk(len(self.members))
@@ -85,8 +85,8 @@ class RunGroup(nn.Module):
         self.encoder = MultiPromptedViT([m.encoder for m in methods])
 
     def forward(self, images: torch.Tensor) -> list[Outputs]:
-        embeddings = self.encoder(images).chunk(len(self.methods))
-        return [m.heads(e) for m, e in zip(self.methods, embeddings, strict=True)]
+        embeddings, pooled = (t.chunk(len(self.methods)) for t in self.encoder.encode(images))
+        return [m.heads(e, p) for m, e, p in zip(self.methods, embeddings, pooled, strict=True)]
 
 
 def fit_group(group: RunGroup, trainers: Sequence[Any], checkpoint_every_s: float = 60.0,

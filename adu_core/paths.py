@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["is_project_root", "project_root", "results_dir"]
+__all__ = ["is_project_root", "project_relative", "project_root", "resolve_path", "results_dir"]
 
 PROJECT_ROOT_ENV = "ADU_PROJECT_ROOT"
 RESULTS_DIR_ENV = "ADU_RESULTS_DIR"
@@ -55,3 +55,23 @@ def results_dir(tier: str) -> Path:
     override = os.environ.get(RESULTS_DIR_ENV)
     base = Path(override).expanduser().resolve() if override else project_root() / "results"
     return base / tier
+
+
+def resolve_path(path: str | os.PathLike) -> Path:
+    """A path as given when it exists (absolute, or relative to the current directory), else relative to the project
+    root: configs record project files (``models/testbed/testbed_clip.pt``) relative, so a run.json made on one
+    machine names the same file on another, whatever the working directory."""
+    p = Path(path).expanduser()
+    if p.is_absolute() or p.exists():
+        return p
+    candidate = project_root() / p
+    return candidate if candidate.exists() else p
+
+
+def project_relative(path: str | os.PathLike) -> str:
+    """``path`` relative to the project root when it lies inside it (POSIX separators), else unchanged."""
+    p = Path(path).expanduser()
+    try:
+        return p.resolve().relative_to(project_root()).as_posix()
+    except ValueError:
+        return str(path)

@@ -109,8 +109,16 @@ class PromptedViT(nn.Module):
     def output_dim(self) -> int:
         return int(self.visual.output_dim)
 
+    @property
+    def width(self) -> int:
+        return int(self.visual.conv1.out_channels)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images [B, 3, H, W] -> unnormalised image embeddings [B, output_dim]."""
+        return self.encode(images)[0]
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """images -> (embeddings [B, output_dim], pooled class token before the projection [B, width])."""
         v = self.visual
         x = v._embeds(images)
         n_tokens = x.shape[1]
@@ -122,7 +130,7 @@ class PromptedViT(nn.Module):
             else:
                 x = block(x)
         pooled, _ = v._pool(x[:, :n_tokens])
-        return pooled @ v.proj if v.proj is not None else pooled
+        return (pooled @ v.proj if v.proj is not None else pooled), pooled
 
     def _layer_prompts(self, i: int, patches: torch.Tensor) -> torch.Tensor:
         prompts = self.prompts[i]

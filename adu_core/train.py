@@ -11,6 +11,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -47,7 +48,15 @@ class TrainData:
 
 
 def resolve_config(cfg: RunConfig) -> RunConfig:
-    """Validate names and apply the switches the method implies, so run.json records what actually ran."""
+    """Validate names and ranges and apply the switches the method implies, so run.json records what actually ran.
+
+    A forget name that is an alias (``painting`` on PACS) is accepted and reported once on stderr with the domain it
+    means, so nobody forgets another domain than the one they think.
+    """
+    try:
+        cfg.validate()
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     try:
         method = get_method(cfg.method)
     except KeyError as err:
@@ -56,7 +65,16 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
         ds = get_dataset(cfg.dataset, root=cfg.data_root)
     except KeyError as err:
         raise ConfigError(err.args[0]) from None
+    if cfg.batch_size < len(ds.domains):
+        raise ConfigError(f"batch_size={cfg.batch_size} is out of range: at least {len(ds.domains)} for "
+                          f"{cfg.dataset} (domain-balanced batches hold every domain)")
+    if cfg.warmup_epochs > cfg.epochs:
+        raise ConfigError(f"warmup_epochs={cfg.warmup_epochs} is out of range: at most epochs ({cfg.epochs})")
+    if cfg.instapg_layers is not None and any(i >= cfg.prompt_depth for i in cfg.instapg_layers):
+        raise ConfigError(f"instapg_layers={list(cfg.instapg_layers)} is out of range: layer indices below "
+                          f"prompt_depth ({cfg.prompt_depth})")
     forget = tuple(ds.check_domains(cfg.forget))
+    _note_aliases(cfg.forget, forget, cfg.dataset)
     if not forget:
         raise ConfigError(f"nothing to forget: pass --forget with one or more of {', '.join(ds.domains)}")
     if set(forget) == set(ds.domains):
@@ -69,6 +87,16 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
     if cfg.precision == "fp16" and not torch.cuda.is_available():
         raise ConfigError("precision=fp16 needs a CUDA GPU (it uses loss scaling); use bf16 or fp32 on the CPU")
     return replace(cfg, forget=tuple(sorted(forget)), **method.config_overrides)
+
+
+def _note_aliases(given: tuple[str, ...], canonical: tuple[str, ...], dataset: str) -> None:
+    from .data.base import canonical_id
+
+    if len(given) == len(canonical):
+        renamed = [f"{g!r} means domain {c!r}" for g, c in zip(given, canonical, strict=True)
+                   if canonical_id(g) != c]
+        if renamed:
+            print(f"adu: note: on {dataset}, " + "; ".join(renamed), file=sys.stderr)
 
 
 def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, force: bool = False,
@@ -136,7 +164,8 @@ def _run_locked(cfg: RunConfig, out: Path, force: bool, progress: bool) -> dict[
         "n_test": len(test_samples),
         "timings": {"setup_s": t_setup - t0, "train_s": t_train - t_setup, "eval_s": t_eval - t_train,
                     "total_s": t_eval - t0, "resumed_from_epoch": trainer.resumed_from},
-        "provenance": provenance(str(device), clip.adu_weights, ds.manifest_sha256()),
+        "provenance": {**provenance(str(device), clip.adu_weights, ds.manifest_sha256()),
+                       "precision": precision_name(env.autocast_dtype)},
     }
     write_json_atomic(result_path, result)
     if method.trains:
@@ -322,9 +351,24 @@ def _device(cfg: RunConfig) -> torch.device:
     return torch.device(cfg.device)
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bf16 arithmetic units (AVX512-BF16 or AMX), where bf16 autocast runs faster than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+
+
 def _autocast_dtype(cfg: RunConfig, device: torch.device) -> torch.dtype | None:
     if cfg.precision == "auto" and device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if cfg.precision == "auto" and device.type == "cpu":
+        return torch.bfloat16 if cpu_has_bf16() else None
     if cfg.precision == "bf16":
         return torch.bfloat16
     if cfg.precision == "fp16":

@@ -39,6 +39,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import contextlib
+import copy
 import dataclasses
 import hashlib
 import json
@@ -59,6 +60,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from adu_core.backbones import file_sha256, save_checkpoint
+from adu_core.data.splits import samples_sha256
 from adu_core.pipeline import balanced_batches, normalize, random_resized_crop_flip
 
 MODEL_NAME = "adu-testbed"
@@ -92,9 +94,15 @@ class PretrainConfig:
     # data
     cache_size: int = 96  # decoded training images; crops are resized from here to image_size
     crop_scale: tuple[float, float] = (0.35, 1.0)
-    color_jitter: float = 0.0  # brightness/contrast/saturation factors drawn from [1 - j, 1 + j] per image (0: off)
+    color_jitter: float = 0.4  # brightness/contrast/saturation factors drawn from [1 - j, 1 + j] per image (0: off)
+    # Style augmentation: with this probability an image is re-rendered in another style (ops below). Its class
+    # stays; its domain becomes unknown, so it trains the class terms only. Pixels that change the style itself are
+    # what makes class features carry across domains (caption weights alone did not move the class/domain shares).
+    style_prob: float = 0.5
+    style_ops: tuple[str, ...] = ("gray", "edges", "posterize", "recolor")
     patch_dropout: float = 0.0  # fraction of patch tokens dropped per image while training (open_clip's; 0: off)
-    holdout: float = 0.0  # fraction of each domain's train list kept out (recipe trials only; 0 for the final model)
+    train_split: str = "pretrain"  # the dataset part the backbone trains on (PACS: adu-pacs-v2 "pretrain")
+    holdout: float = 0.0  # fraction of each cell of the train part kept out for recipe trials (0 for the final model)
     # optimisation
     steps: int = 1500
     batch_size: int = 256
@@ -103,6 +111,7 @@ class PretrainConfig:
     warmup_steps: int = 75
     weight_decay: float = 0.05
     grad_clip: float = 1.0
+    ema_decay: float = 0.998  # exponential moving average of the weights, evaluated and saved (0: off)
     bf16: str = "auto"  # auto: bf16 autocast where the CPU/GPU has bf16 units; "on" / "off"
     # loss weights
     w_concept: float = 1.0
@@ -173,29 +182,41 @@ def build_captions(styles: Sequence[str], classnames: Sequence[str], cfg: Pretra
 
 
 def clip_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, labels: torch.Tensor,
-              domains: torch.Tensor, caps: Captions, cfg: PretrainConfig) -> dict[str, torch.Tensor]:
-    """All loss terms from normalised image [B, E] and caption [K, E] embeddings."""
+              domains: torch.Tensor, caps: Captions, cfg: PretrainConfig,
+              styled: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """All loss terms from normalised image [B, E] and caption [K, E] embeddings.
+
+    ``styled`` [B] marks re-rendered images (:func:`stylize`): their domain is unknown, so they take part in the
+    class terms only (no domain or domain x class target, and no caption that names a style sees them).
+    """
     logits = scale * img @ txt.T  # [B, K]
     n_cls = caps.style_class_idx.shape[2]
     concept = domains * n_cls + labels
+    known = torch.ones_like(labels, dtype=torch.bool) if styled is None else ~styled
     terms: dict[str, torch.Tensor] = {}
 
-    def ce(group_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        # group_logits [B, G..., n]; target [B] broadcast over the group dims
+    def ce(group_logits: torch.Tensor, target: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        # group_logits [B, G..., n]; target [B] broadcast over the group dims; rows: which images count
+        if rows is not None:
+            if not bool(rows.any()):
+                return group_logits.sum() * 0.0
+            group_logits, target = group_logits[rows], target[rows]
         n = group_logits.shape[-1]
         flat = group_logits.reshape(group_logits.shape[0], -1, n)
         tgt = target[:, None].expand(-1, flat.shape[1])
         return F.cross_entropy(flat.reshape(-1, n), tgt.reshape(-1))
 
-    terms["concept"] = ce(logits[:, caps.concept_idx], concept)
+    terms["concept"] = ce(logits[:, caps.concept_idx], concept, known)
     terms["style_class"] = ce(logits[:, caps.style_class_idx], labels)
     terms["class"] = ce(logits[:, caps.class_idx], labels)
-    terms["domain"] = ce(logits[:, caps.domain_idx], domains)
-    # text -> image: every caption chooses among the batch's images; positives = images its text describes
-    pos = ((caps.cap_domain[None] < 0) | (caps.cap_domain[None] == domains[:, None])) & \
-          ((caps.cap_class[None] < 0) | (caps.cap_class[None] == labels[:, None]))  # [B, K]
+    terms["domain"] = ce(logits[:, caps.domain_idx], domains, known)
+    # text -> image: every caption chooses among the batch's images; positives = images its text describes.
+    # A caption that names a style does not see re-rendered images (their style is neither theirs nor another's).
+    visible = known[:, None] | (caps.cap_domain[None] < 0)  # [B, K]
+    pos = visible & ((caps.cap_domain[None] < 0) | (caps.cap_domain[None] == domains[:, None])) & \
+        ((caps.cap_class[None] < 0) | (caps.cap_class[None] == labels[:, None]))  # [B, K]
     has = pos.any(0)
-    lt = logits.T[has]  # [K', B]
+    lt = logits.T[has].masked_fill(~visible.T[has], float("-inf"))  # [K', B]
     pt = pos.T[has]
     terms["t2i"] = (torch.logsumexp(lt, -1) - torch.logsumexp(lt.masked_fill(~pt, float("-inf")), -1)).mean()
     terms["loss"] = (cfg.w_concept * terms["concept"] + cfg.w_style_class * terms["style_class"]
@@ -262,15 +283,83 @@ def color_jitter(x: torch.Tensor, gen: torch.Generator, strength: float) -> torc
     return ((x - gray) * f[:, 2] + gray).clamp(0, 1)
 
 
-def augment(batch: torch.Tensor, gen: torch.Generator, cfg: PretrainConfig) -> torch.Tensor:
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    return (x * torch.tensor(_LUMA, device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+
+
+def _blur3(x: torch.Tensor) -> torch.Tensor:
+    k = torch.tensor([1.0, 2.0, 1.0], device=x.device)
+    k = (k[:, None] * k[None]) / 16
+    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), k.expand(x.shape[1], 1, 3, 3), groups=x.shape[1])
+
+
+def style_gray(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """A black-and-white photograph of the same picture."""
+    return _luma(x).expand(-1, 3, -1, -1)
+
+
+def style_edges(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """A line drawing: dark Sobel edges of the smoothed luminance on white (what a sketch keeps of a picture)."""
+    y = _blur3(_luma(x))
+    sx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=x.device)
+    g = F.conv2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), torch.stack([sx, sx.T])[:, None])
+    mag = g.pow(2).sum(1, keepdim=True).sqrt()
+    q = torch.quantile(mag.flatten(1), 0.95, dim=1).clamp(min=1e-3).view(-1, 1, 1, 1)
+    return (1 - (mag / q).clamp(0, 1)).expand(-1, 3, -1, -1)
+
+
+def style_posterize(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """A flat-colour cartoon: smoothed, saturated, each channel quantised to 3-5 levels."""
+    levels = torch.randint(3, 6, (x.shape[0], 1, 1, 1), generator=gen, device=gen.device).to(x.device).float() - 1
+    y = _blur3(x)
+    gray = _luma(y)
+    y = ((y - gray) * 1.4 + gray).clamp(0, 1)
+    return torch.round(y * levels) / levels
+
+
+def style_recolor(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """The picture in other colours: channels permuted and strongly jittered (paintings' palettes vary)."""
+    perm = torch.stack([torch.randperm(3, generator=gen, device=gen.device) for _ in range(x.shape[0])]).to(x.device)
+    y = torch.gather(x, 1, perm[:, :, None, None].expand_as(x))
+    return color_jitter(y, gen, 0.6)
+
+
+STYLE_OPS = {"gray": style_gray, "edges": style_edges, "posterize": style_posterize, "recolor": style_recolor}
+
+
+def stylize(x: torch.Tensor, gen: torch.Generator, cfg: PretrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Re-render a ``style_prob`` share of the [0, 1] images [B, 3, H, W] with one of ``style_ops`` each; returns
+    the images and the mask of re-rendered ones."""
+    n = x.shape[0]
+    u = torch.rand(n, generator=gen, device=gen.device).to(x.device)
+    op = torch.randint(len(cfg.style_ops), (n,), generator=gen, device=gen.device).to(x.device)
+    styled = u < cfg.style_prob
+    if not cfg.style_ops or not cfg.style_prob:
+        return x, torch.zeros(n, dtype=torch.bool, device=x.device)
+    out = x.clone()
+    for k, name in enumerate(cfg.style_ops):
+        if name not in STYLE_OPS:
+            raise ValueError(f"unknown style op {name!r}; valid: {', '.join(STYLE_OPS)}")
+        idx = torch.nonzero(styled & (op == k)).flatten()
+        if len(idx):
+            out[idx] = STYLE_OPS[name](x[idx], gen)
+    return out, styled
+
+
+def augment(batch: torch.Tensor, gen: torch.Generator, cfg: PretrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 cached images -> (normalised model-size crops, mask of re-rendered images)."""
     x = batch.float() / 255.0
     if cfg.color_jitter:
         x = color_jitter(x, gen, cfg.color_jitter)
+    x, styled = stylize(x, gen, cfg)
     x = random_resized_crop_flip(normalize(x, MEAN, STD), gen, tuple(cfg.crop_scale))
     if x.shape[-1] != cfg.image_size:
         x = F.interpolate(x, size=(cfg.image_size, cfg.image_size), mode="bilinear", antialias=True,
                           align_corners=False)
-    return x
+    return x, styled
 
 
 def train(cfg: PretrainConfig, images: torch.Tensor, labels: torch.Tensor, domains: torch.Tensor,
@@ -289,6 +378,7 @@ def train(cfg: PretrainConfig, images: torch.Tensor, labels: torch.Tensor, domai
     tokens = tokenizer(caps.texts).to(device)
     caps = Captions(caps.texts, *(getattr(caps, f.name).to(device) for f in dataclasses.fields(Captions)[1:]))
     opt = make_optimizer(model, cfg)
+    ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema_decay else None
     bf16 = use_bf16(cfg, device)
     batch_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 1)
     aug_gen = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + 2)
@@ -306,13 +396,14 @@ def train(cfg: PretrainConfig, images: torch.Tensor, labels: torch.Tensor, domai
         lr = lr_at(step, cfg)
         for g in opt.param_groups:
             g["lr"] = lr
-        x = augment(images[idx].to(device), aug_gen, cfg)
+        x, styled = augment(images[idx].to(device), aug_gen, cfg)
         y, d = labels[idx].to(device), domains[idx].to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             img = model.encode_image(x)
             txt = model.encode_text(tokens)
         scale = model.logit_scale.exp().clamp(max=100.0)
-        terms = clip_loss(F.normalize(img.float(), dim=-1), F.normalize(txt.float(), dim=-1), scale, y, d, caps, cfg)
+        terms = clip_loss(F.normalize(img.float(), dim=-1), F.normalize(txt.float(), dim=-1), scale, y, d, caps, cfg,
+                          styled)
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         if cfg.grad_clip:
@@ -320,6 +411,9 @@ def train(cfg: PretrainConfig, images: torch.Tensor, labels: torch.Tensor, domai
         opt.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100.0))
+            if ema is not None:  # warm-up: early averages forget the random initialisation quickly
+                decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+                torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach())
         n_sum += 1
@@ -330,14 +424,14 @@ def train(cfg: PretrainConfig, images: torch.Tensor, labels: torch.Tensor, domai
                        cpu_s=time.process_time() - c0)
             if do_eval:
                 model.eval()
-                rec.update(eval_fn(model))
+                rec.update(eval_fn(ema if ema is not None else model))
                 model.train()
             history.append(rec)
             bar.set_postfix(loss=f"{rec['loss']:.3f}")
             log(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in rec.items()}))
             sums, n_sum = {}, 0
     model.eval()
-    return model, history
+    return (ema if ema is not None else model), history
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -420,6 +514,124 @@ def reproduce_check(model, images: torch.Tensor, domains: torch.Tensor, styles: 
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# backbone diagnostics: what a downstream ADU run relies on (the card prints them for v2 and, for comparison, v1)
+
+
+def variance_shares(feats: torch.Tensor, labels: torch.Tensor, domains: torch.Tensor) -> dict[str, float]:
+    """Share of the embedding's total variance explained by the class means and by the domain means (R^2 of a
+    one-way grouping: between-group sum of squares / total sum of squares)."""
+    centred = feats - feats.mean(0)
+    total = float(centred.pow(2).sum())
+
+    def between(groups: torch.Tensor) -> float:
+        out = 0.0
+        for g in torch.unique(groups):
+            sel = centred[groups == g]
+            out += len(sel) * float(sel.mean(0).pow(2).sum())
+        return out / total
+
+    return {"class": round(between(labels), 3), "domain": round(between(domains), 3)}
+
+
+def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor) -> float:
+    """Top-1 % of a logistic-regression probe fitted on frozen embeddings (scikit-learn, L2, C=1)."""
+    from sklearn.linear_model import LogisticRegression
+
+    probe = LogisticRegression(C=1.0, max_iter=3000).fit(train_x.numpy(), train_y.numpy())
+    return round(100.0 * float((torch.from_numpy(probe.predict(test_x.numpy())) == test_y).float().mean()), 2)
+
+
+def _se_of_mean(rep: dict[str, Any]) -> float:
+    """Standard error (points) of a mean over domains of per-domain accuracies (independent binomials)."""
+    acc, n = rep["class_acc"], rep["n_test"]
+    return 100 * math.sqrt(sum((a / 100) * (1 - a / 100) / n[d] for d, a in acc.items())) / len(acc)
+
+
+def backbone_diagnostics(model, ds, styles: Sequence[str], context_length: int, size: int,
+                         seeds: Sequence[int] = (1, 2, 3), shots: int = 8) -> dict[str, Any]:
+    """Zero-shot accuracy on the downstream test set, on the whole few-shot pool and on each seed's K-shot set (the
+    gap shows memorisation), linear probes fitted on the pool and tested on the test set (domain information must
+    survive), class/domain variance shares of the test embeddings, and the learned logit scale."""
+    test = tensors_for(ds, ds.samples("test"), size, f"{ds.name} test")
+    pool = tensors_for(ds, ds.samples("train"), size, f"{ds.name} pool")
+    out: dict[str, Any] = {"test": zero_shot_report(model, *test, ds.domains, styles, ds.classnames, context_length),
+                           "pool": zero_shot_report(model, *pool, ds.domains, styles, ds.classnames, context_length)}
+    few = {}
+    for seed in seeds:
+        images, labels, domains = tensors_for(ds, ds.few_shot(shots, seed), size, f"{ds.name} k{shots} s{seed}")
+        few[str(seed)] = zero_shot_report(model, images, labels, domains, ds.domains, styles, ds.classnames,
+                                          context_length)["class_acc_mean"]
+    out["few_shot_class_acc_mean"] = few
+    mean_few = float(np.mean(list(few.values())))
+    out["memorisation_gap"] = {"pool_minus_test": round(out["pool"]["class_acc_mean"]
+                                                        - out["test"]["class_acc_mean"], 2),
+                               "pool_minus_test_ci95": round(1.96 * math.hypot(_se_of_mean(out["pool"]),
+                                                                               _se_of_mean(out["test"])), 2),
+                               f"{shots}shot_minus_test": round(mean_few - out["test"]["class_acc_mean"], 2)}
+    f_test, f_pool = encode_images(model, test[0], "cpu"), encode_images(model, pool[0], "cpu")
+    out["probe"] = {"domain": linear_probe(f_pool, pool[2], f_test, test[2]),
+                    "class": linear_probe(f_pool, pool[1], f_test, test[1]),
+                    "fit_on": f"few-shot pool ({len(f_pool)} images)", "tested_on": f"test ({len(f_test)} images)"}
+    out["variance_share"] = variance_shares(f_test, test[1], test[2])
+    out["logit_scale"] = round(float(model.logit_scale.detach().exp()), 2)
+    return out
+
+
+def summarize_trials(ds, trial_dirs: Sequence[Path], styles: Sequence[str]) -> list[dict[str, Any]]:
+    """Per recipe trial (a ``--holdout`` run's output folder): its zero-shot accuracy on the holdout, the class and
+    domain variance shares of the holdout embeddings, and a linear domain probe (fit on half the holdout, tested on
+    the other half). Trials never look at the downstream parts."""
+    from adu_core.backbones import load_clip
+
+    rows = []
+    for folder in trial_dirs:
+        card = json.loads((Path(folder) / "card.json").read_text())
+        cfg = card["training_config"]
+        _, held = split_holdout(ds.samples(cfg.get("train_split", "train")), cfg["holdout"])
+        images, labels, domains = tensors_for(ds, held, cfg["image_size"], f"{ds.name} holdout")
+        model = load_clip(MODEL_NAME, pretrained=Path(folder) / "testbed_clip.pt").model
+        feats = encode_images(model, images, "cpu")
+        half = torch.arange(len(held)) % 2 == 0
+        zs = zero_shot_report(model, images, labels, domains, ds.domains, styles, ds.classnames,
+                              cfg["context_length"])
+        rows.append({
+            "name": Path(folder).name, "steps": cfg["steps"], "style_prob": cfg.get("style_prob", 0.0),
+            "acc_mean": zs["class_acc_mean"], "class_acc": zs["class_acc"],
+            "variance_share": variance_shares(feats, labels, domains),
+            "probe_domain": linear_probe(feats[half], domains[half], feats[~half], domains[~half]),
+            "n_holdout": len(held), "curve": [(h["step"], h["acc_mean"]) for h in card["history"] if "acc_mean" in h]})
+    return rows
+
+
+def disjointness(ds, parts: Sequence[str] = ("pretrain", "train", "test"),
+                 threshold: float | None = None) -> dict[str, Any]:
+    """Content overlap between the pretraining part and the downstream parts: sha256 of every file's bytes, and
+    near-duplicate pairs (24x24 thumbnail correlation, the split rule's test) across the parts."""
+    import numpy as np
+
+    from adu_core.data.make_splits import NEAR_DUP_CORRELATION, _thumbnail
+    from adu_core.data.verify import file_digest
+
+    threshold = NEAR_DUP_CORRELATION if threshold is None else threshold
+    samples = {p: ds.samples(p) for p in parts}
+    digests = {p: {file_digest(ds.image_path(s)) for s in v} for p, v in samples.items()}
+    pre, down = parts[0], parts[1:]
+    shared = digests[pre] & set().union(*(digests[p] for p in down))
+    a = np.stack([_thumbnail(ds.image_path(s)) for s in samples[pre]])
+    down_samples = [s for p in down for s in samples[p]]
+    b = np.stack([_thumbnail(ds.image_path(s)) for s in down_samples])
+    i, j = np.nonzero(a @ b.T >= threshold)
+    pairs = [(samples[pre][x].path, down_samples[y].path) for x, y in zip(i.tolist(), j.tolist(), strict=True)]
+    same_cell = [pq for pq in pairs if pq[0].rsplit("/", 1)[0] == pq[1].rsplit("/", 1)[0]]
+    return {"images": {p: len(v) for p, v in samples.items()},
+            "shared_sha256": len(shared),
+            "near_duplicate_threshold": threshold,
+            "near_duplicate_pairs_across": len(pairs),
+            "near_duplicate_pairs_across_same_cell": len(same_cell),
+            "near_duplicate_examples": [list(pq) for pq in pairs[:5]]}
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # data, card, main
 
 
@@ -466,26 +678,80 @@ def code_version(script: Path) -> dict[str, Any]:
     return {**git_version(), "script_sha256": file_sha256(script), "packages": package_versions()}
 
 
+def plot_curve(history: list[dict[str, float]], path: Path) -> str | None:
+    """Zero-shot accuracy (mean and per domain) against steps, from the evaluated points of ``history``."""
+    points = [h for h in history if "acc_mean" in h]
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
+    steps = [h["step"] for h in points]
+    for key in sorted(k for k in points[-1] if k.startswith("acc_") and k != "acc_mean"):
+        ax.plot(steps, [h[key] for h in points], lw=1, alpha=0.7, label=key.removeprefix("acc_"))
+    ax.plot(steps, [h["acc_mean"] for h in points], lw=2.5, color="black", label="mean")
+    ax.set(xlabel="step", ylabel="zero-shot top-1 % (test)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=5, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path.name
+
+
 def write_card(out: Path, card: dict[str, Any]) -> None:
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     (out / "README.md").write_text(render_card(card))
 
 
+def _acc_row(label: str, rep: dict[str, Any] | None, domains: Sequence[str]) -> str:
+    if not rep:
+        return f"| {label} |" + " – |" * (len(domains) + 1)
+    return f"| {label} | " + " | ".join(f"{rep['class_acc'][d]:.2f}" for d in domains) + \
+        f" | **{rep['class_acc_mean']:.2f}** |"
+
+
 def render_card(card: dict[str, Any]) -> str:
     cfg, ev, arch = card["training_config"], card["zero_shot"], card["architecture"]
     v, t = arch["vision_cfg"], arch["text_cfg"]
-    rows = "\n".join(f"| {d} | {ev['class_acc'][d]:.2f} | {ev['n_test'][d]} |" for d in ev["class_acc"])
-    hw = card["hardware"]
-    return f"""# Testbed CLIP (`{MODEL_NAME}`)
+    hw, data = card["hardware"], card["data"]
+    diag = card.get("diagnostics", {})
+    new, old = diag.get("this"), diag.get("v1")
+    domains = list(ev["class_acc"])
+    head = "| model | " + " | ".join(domains) + " | mean |\n|---|" + "---|" * (len(domains) + 1)
+    sections = [f"""# Testbed CLIP (`{MODEL_NAME}`), {card.get('version', 'v1')}
 
-A small CLIP of open_clip architecture, trained from scratch by `data_scripts/pretrain_testbed_clip.py` on the PACS
-training lists (official `*_train_kfold`), so that the offline `testbed` tier has a backbone without downloading
-anything. It is **not** a general-purpose model: it knows 7 classes and 4 styles.
+A small CLIP of open_clip architecture, trained from scratch by `data_scripts/pretrain_testbed_clip.py` on the
+`{data['train_split']}` part of PACS, so that the offline `testbed` tier has a backbone without downloading anything.
+It has never seen an image of the downstream parts (the few-shot pool `train` and the `test` set) that ADU runs
+fine-tune and evaluate on. It is **not** a general-purpose model: it knows 7 classes and 4 styles.
 
     from adu_core.backbones import load_clip
     clip, train_tf, eval_tf, tokenizer = load_clip("{MODEL_NAME}", pretrained="models/testbed/testbed_clip.pt")
+"""]
+    dj = card.get("disjointness")
+    if dj:
+        ex = "; ".join(f"`{a}` ~ `{b}`" for a, b in dj["near_duplicate_examples"]) or "none"
+        sections.append(f"""## Disjoint data
+PACS is split by the committed rule `adu-pacs-v2` (`adu_core/splits/pacs/index.json`; per (domain, class): about
+67 % pretrain, 20 images to the few-shot pool, the rest test; near-duplicates kept together):
 
-## Architecture
+| part | images | used for |
+|---|---|---|
+| pretrain | {dj['images']['pretrain']:,} | this model |
+| train | {dj['images']['train']:,} | few-shot sets of the ADU runs (K <= 16 per class and domain) |
+| test | {dj['images']['test']:,} | every metric of the ADU runs |
+
+- **Files with identical bytes in pretrain and in train/test: {dj['shared_sha256']}** (sha256 of every file; a test
+  recomputes it).
+- Near-duplicate pairs across the parts (24x24 thumbnail correlation >= {dj['near_duplicate_threshold']}):
+  {dj['near_duplicate_pairs_across']}, of which {dj['near_duplicate_pairs_across_same_cell']} in the same
+  (domain, class): {ex}.
+""")
+    sections.append(f"""## Architecture
 - image tower: plain open_clip ViT, {v['image_size']} px, patch {v['patch_size']} ({(v['image_size'] // v['patch_size']) ** 2} tokens + class token),
   width {v['width']}, {v['layers']} blocks, {v['width'] // v['head_width']} heads; embedding {arch['embed_dim']}
 - text tower: open_clip text transformer, width {t['width']}, {t['layers']} blocks, {t['heads']} heads, context {t['context_length']},
@@ -495,41 +761,83 @@ anything. It is **not** a general-purpose model: it knows 7 classes and 4 styles
 - preprocessing: resize the shorter side to {v['image_size']} (bicubic), centre crop, OpenAI CLIP mean/std
 
 ## Training
-- data: PACS `train` split ({card['data']['n_train']} images), manifest sha256 `{card['data']['manifest_sha256']}`;
-  the held-out `test` split (official `*_crossval_kfold` lists) was never trained on
+- data: PACS `{data['train_split']}` ({data['n_train']:,} images, list sha256 `{data.get('train_list_sha256', '?')[:16]}…`)
 - captions: style words {json.dumps(card['style_words'])}; templates {json.dumps(cfg['style_templates'])};
   class-only {json.dumps(cfg['class_templates'])}; domain-only {json.dumps(cfg['domain_templates'])}
 - loss: image->text CE per template group (domain x class concept; class within each style word; class-only;
   domain-only) + {cfg['w_t2i']} x text->image multi-positive CE; weights concept {cfg['w_concept']}, style-class
   {cfg['w_style_class']}, class {cfg['w_class']}, domain {cfg['w_domain']}
+- style augmentation: {cfg.get('style_prob', 0):.0%} of images re-rendered by one of {', '.join(cfg.get('style_ops', ())) or '–'}
+  (they keep their class and lose their domain: class terms only)
 - {cfg['steps']} steps x batch {cfg['batch_size']} (domain-balanced), AdamW lr {cfg['lr']} (warm-up {cfg['warmup_steps']},
   cosine to {cfg['min_lr']}), weight decay {cfg['weight_decay']}, grad clip {cfg['grad_clip']}, random resized crop
   {tuple(cfg['crop_scale'])} + flip from {cfg['cache_size']} px cached images, colour jitter {cfg.get('color_jitter', 0)},
-  patch dropout {cfg.get('patch_dropout', 0)} (training only), bf16 autocast: {card['bf16']}, seed {cfg['seed']}
-- hardware: {hw['cpu']} ({hw['torch_threads']} threads, device {hw['device']}); training {card['timings']['train_s'] / 60:.1f} min
-  wall clock ({card['timings'].get('train_cpu_s') or 0:.0f} s of CPU time), total {card['timings']['total_s'] / 60:.1f} min
+  EMA of the weights {cfg.get('ema_decay', 0)} (the saved model), bf16 autocast: {card['bf16']}, seed {cfg['seed']}
+- cost: {hw['cpu']} ({hw['torch_threads']} threads, device {hw['device']}); training {card['timings']['train_s'] / 60:.1f} min
+  wall clock ({(card['timings'].get('train_cpu_s') or 0) / 60:.0f} CPU-minutes), total {card['timings']['total_s'] / 60:.1f} min
 {''.join(f'- note: {n}' + chr(10) for n in card.get('notes', []))}- code: git commit `{card['code']['commit']}`, script sha256 `{card['code']['script_sha256']}`;
-  full config in `card.json`
+  full config and the learning curve (`history`) in `card.json`
+""")
+    sections.append(f"""## Zero-shot class accuracy on the downstream test set
+Prompt `"{EVAL_TEMPLATE}"`, argmax over the 7 classes, top-1 % (chance 14.3 %), fp32, on the
+{sum(ev['n_test'].values()):,} `test` images ({', '.join(f'{d} {n}' for d, n in ev['n_test'].items())}):
 
-## Held-out zero-shot accuracy (PACS crossval lists, fp32)
-Class prompt `"{EVAL_TEMPLATE}"`, argmax over the 7 classes:
+{head}
+{_acc_row(f"this model ({card.get('version', 'v1')})", new["test"] if new else ev, domains)}
+{_acc_row("v1 (previous testbed)", old["test"] if old else None, domains) if old else ''}
+""")
+    if old and old.get("note"):
+        sections.append(f"v1 note: {old['note']}\n")
+    if new:
+        gap = new["memorisation_gap"]
+        few = new["few_shot_class_acc_mean"]
+        rows = [("zero-shot class accuracy, test (mean over domains)", "test", lambda d: f"{d['test']['class_acc_mean']:.2f}"),
+                ("zero-shot class accuracy, whole few-shot pool", "pool", lambda d: f"{d['pool']['class_acc_mean']:.2f}"),
+                ("zero-shot class accuracy, 8-shot sets (seeds 1, 2, 3)", "few",
+                 lambda d: ", ".join(f"{x:.1f}" for x in d["few_shot_class_acc_mean"].values())),
+                ("pool − test (memorisation gap)", "gap", lambda d: f"{d['memorisation_gap']['pool_minus_test']:+.2f}"),
+                ("linear domain probe, % (fit on the pool, tested on test)", "dp", lambda d: f"{d['probe']['domain']:.2f}"),
+                ("linear class probe, %", "cp", lambda d: f"{d['probe']['class']:.2f}"),
+                ("class share of the embedding's variance", "cs", lambda d: f"{d['variance_share']['class']:.3f}"),
+                ("domain share of the embedding's variance", "ds", lambda d: f"{d['variance_share']['domain']:.3f}"),
+                ("learned logit scale", "ls", lambda d: f"{d['logit_scale']:.1f}")]
+        table = "\n".join(f"| {name} | {fn(new)} | {fn(old) if old else '–'} |" for name, _, fn in rows)
+        sections.append(f"""## What a downstream run relies on
+Measured on the downstream parts, by the same code for both models (`backbone_diagnostics`):
 
-| domain | top-1 % | images |
+| | {card.get('version', 'v1')} | v1 |
 |---|---|---|
-{rows}
-| **mean over domains** | **{ev['class_acc_mean']:.2f}** | |
+{table}
 
-Pooled over all test images: {ev['class_acc_pooled']:.2f} %. Chance: 14.3 %.
+- **No memorisation**: the pool's zero-shot accuracy is {gap['pool_minus_test']:+.2f} points from the test set's
+  (95 % sampling interval of that difference: ±{gap['pool_minus_test_ci95']:.2f}, from {sum(new['pool']['n_test'].values())}
+  pool and {sum(new['test']['n_test'].values()):,} test images); the 8-shot sets of seeds {', '.join(few)} differ by
+  {gap['8shot_minus_test']:+.2f} on average.
+- Variance shares: between-class (between-domain) sum of squares over the total, on the L2-normalised test embeddings.
+""")
+    trials = card.get("recipe_trials")
+    if trials:
+        lines = "\n".join(f"| {r['name']} | {r['what']} | {r['acc_mean']:.2f} | {r['variance_share']['class']:.3f} | "
+                          f"{r['variance_share']['domain']:.3f} | {r['probe_domain']:.1f} |" for r in trials["runs"])
+        sections.append(f"""## What moved them: recipe trials
+{trials['setup']}
 
-Zero-shot domain classification (chance 25 %):
-- `domain_acc_concept` = **{ev['domain_acc_concept']:.2f} %**: softmax over the 28 captions `"{DOMAIN_EVAL_TEMPLATE}"`
-  (style word x class), probabilities summed over classes, argmax domain;
-- `domain_acc_style` = {ev['domain_acc_style']:.2f} %: argmax over `"a {{style}}."`;
-- joint (domain, class) accuracy over the 28 captions: {ev['joint_acc']:.2f} %.
+| trial | recipe | zero-shot acc. (holdout) | class share | domain share | domain probe |
+|---|---|---|---|---|---|
+{lines}
 
-Reproduce: `python data_scripts/pretrain_testbed_clip.py --root ../shared/datasets` (deterministic for the seed,
-thread count and CPU type; another CPU may differ in the last bits of bf16 arithmetic).
-"""
+{trials.get('reading', '')}
+""")
+    if card.get("curve_png"):
+        sections.append(f"![learning curve]({card['curve_png']})\n\nZero-shot accuracy of the saved (EMA) weights "
+                        "on the downstream test set during training.\n")
+    sections.append(f"""Zero-shot domain classification on test (chance 25 %): {ev['domain_acc_concept']:.2f} % (softmax over the
+28 captions `"{DOMAIN_EVAL_TEMPLATE}"`, summed over classes); `"a {{style}}."` prompts: {ev['domain_acc_style']:.2f} %.
+
+Reproduce: `python data_scripts/pretrain_testbed_clip.py --root ../shared/datasets --compare-with <v1 checkpoint>`
+(deterministic for the seed, thread count and CPU type; another CPU may differ in the last bits of bf16 arithmetic).
+""")
+    return "\n".join(sections)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -541,12 +849,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a PretrainConfig field (JSON values), e.g. --set steps=300")
     p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--holdout", type=float, default=None, help="evaluate on a slice of the train lists (trials)")
+    p.add_argument("--holdout", type=float, default=None,
+                   help="recipe trials: keep this fraction of the train part out and evaluate on it")
+    p.add_argument("--compare-with", default=None, metavar="CKPT",
+                   help="an earlier testbed checkpoint (e.g. v1 from git history) measured beside the new one")
+    p.add_argument("--trials", default=None, metavar="JSON", help="recipe-trial summary to print in the card")
+    p.add_argument("--version", default="v2", help="the testbed version named in the card")
+    p.add_argument("--summarize-trials", nargs="+", default=None, metavar="DIR",
+                   help="instead of training: measure recipe-trial folders and print their summary as JSON")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
 
     from adu_core.data import get_dataset
     from adu_core.paths import project_root
+
+    if args.summarize_trials:
+        ds = get_dataset(args.dataset, root=args.root)
+        styles_map = style_words_for(ds, {})
+        rows = summarize_trials(ds, [Path(d) for d in args.summarize_trials], [styles_map[d] for d in ds.domains])
+        print(json.dumps(rows, indent=1))
+        return 0
 
     t_start = time.perf_counter()
     cfg = PretrainConfig()
@@ -573,9 +895,9 @@ def main(argv: list[str] | None = None) -> int:
     styles_map = style_words_for(ds, cfg.style_words)
     cfg.style_words = styles_map
     styles = [styles_map[d] for d in ds.domains]
-    train_samples, held = split_holdout(ds.samples("train"), cfg.holdout)
+    train_samples, held = split_holdout(ds.samples(cfg.train_split), cfg.holdout)
     eval_samples = held if held else ds.samples("test")
-    eval_name = "holdout of train lists" if held else "test (crossval lists)"
+    eval_name = f"holdout of the {cfg.train_split} part" if held else "downstream test"
     images, labels, domains = tensors_for(ds, train_samples, cfg.cache_size, f"{ds.name} train {cfg.cache_size}px")
     ev_images, ev_labels, ev_domains = tensors_for(ds, eval_samples, cfg.image_size, f"{ds.name} eval")
     print(f"train {len(train_samples)} images, eval on {eval_name}: {len(eval_samples)}; bf16 {use_bf16(cfg, device)}",
@@ -601,9 +923,10 @@ def main(argv: list[str] | None = None) -> int:
     loaded = load_clip(MODEL_NAME, pretrained=ckpt).model
     report = zero_shot_report(loaded, ev_images, ev_labels, ev_domains, ds.domains, styles, ds.classnames,
                               cfg.context_length, "cpu")
-    card = {
-        "format": "adu-testbed-card/1",
+    card: dict[str, Any] = {
+        "format": "adu-testbed-card/2",
         "model": MODEL_NAME,
+        "version": args.version,
         "checkpoint": {"file": ckpt.name, "sha256": sha, "bytes": ckpt.stat().st_size,
                        "parameters": sum(p.numel() for p in model.parameters())},
         "architecture": cfg.model_cfg(),
@@ -611,20 +934,37 @@ def main(argv: list[str] | None = None) -> int:
         "style_words": styles_map,
         "bf16": use_bf16(cfg, device),
         "data": {"dataset": ds.name, "manifest_sha256": ds.manifest_sha256(), "n_train": len(train_samples),
-                 "train_split": "train (official *_train_kfold lists)" + (f" minus {cfg.holdout} holdout" if held else ""),
+                 "train_split": cfg.train_split + (f" minus a {cfg.holdout} holdout" if held else ""),
+                 "train_list_sha256": samples_sha256(train_samples),
                  "eval_split": eval_name, "n_eval": len(eval_samples)},
         "zero_shot": {"prompt": EVAL_TEMPLATE, "domain_prompt": DOMAIN_EVAL_TEMPLATE, "split": eval_name, **report},
         "reproduce_check": reproduce_check(loaded, ev_images, ev_domains, styles, ds.classnames, cfg.context_length),
         "code": code_version(Path(__file__).resolve()),
         "hardware": hardware(device),
-        "timings": {"train_s": round(train_s, 1), "total_s": round(time.perf_counter() - t_start, 1),
-                    "s_per_step": round(train_s / max(1, cfg.steps), 3),
+        "timings": {"train_s": round(train_s, 1), "s_per_step": round(train_s / max(1, cfg.steps), 3),
                     "train_cpu_s": round(history[-1]["cpu_s"], 1) if history else None,
                     "load_average_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
         "history": history,
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if not held:  # the final model: everything the card promises about the downstream parts
+        print("diagnostics ...", flush=True)
+        diag = {"this": backbone_diagnostics(loaded, ds, styles, cfg.context_length, cfg.image_size)}
+        if args.compare_with:
+            from adu_core.backbones import file_sha256
+
+            old = load_clip(MODEL_NAME, pretrained=args.compare_with).model
+            diag["v1"] = {**backbone_diagnostics(old, ds, styles, cfg.context_length, cfg.image_size),
+                          "sha256": file_sha256(Path(args.compare_with)),
+                          "note": "v1 was pretrained on the official train lists, which hold most of today's test images "
+                                  "(its test numbers are therefore optimistic)"}
+        card["diagnostics"] = diag
+        card["disjointness"] = disjointness(ds)
+        card["curve_png"] = plot_curve(history, out / "curve.png")
+    if args.trials:
+        card["recipe_trials"] = json.loads(Path(args.trials).read_text())
+    card["timings"]["total_s"] = round(time.perf_counter() - t_start, 1)
+    card["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     write_card(out, card)
     print(json.dumps({"zero_shot": report, "sha256": sha, "bytes": ckpt.stat().st_size,
                       "train_min": round(train_s / 60, 1)}, indent=1), flush=True)

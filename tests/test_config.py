@@ -17,7 +17,7 @@ def test_tiers_choose_defaults_and_overrides_win():
         8, 9, 50, 0.0025, 30.0, 10.0, 8)
     assert make_config("synthetic").tier == "smoke"
     assert make_config("pacs").tier == "testbed"
-    assert make_config("pacs").pretrained.endswith("models/testbed/testbed_clip.pt")
+    assert make_config("pacs").pretrained == "models/testbed/testbed_clip.pt"  # project-relative: no machine's path
     assert make_config("office_home", epochs=3).epochs == 3
     with pytest.raises(ValueError, match="unknown tier"):
         make_config("pacs", tier="fast")
@@ -53,3 +53,78 @@ def test_tier_method_options_apply_to_their_method_only_and_explicit_wins():
     assert make_config("synthetic", method="lp++").method_options == {}
     assert make_config("synthetic", method="bbf", method_options={"iterations": 7}).method_options == {"iterations": 7}
     assert make_config("office_home", method="bbf").method_options == {}
+
+
+# Fields that are free text (names checked against registries elsewhere) or identity: no range rule.
+FREE_TEXT = {"dataset", "forget", "method", "backbone", "pretrained", "data_root"}
+
+
+def test_every_other_field_has_a_range_rule():
+    from dataclasses import fields
+
+    from adu_core.config import RULES
+
+    names = {f.name for f in fields(RunConfig)}
+    assert set(RULES) <= names
+    assert names - FREE_TEXT - set(RULES) == set(), "add a rule to adu_core.config.RULES"
+    make_config("pacs").validate()  # every tier's defaults are in range
+    make_config("office_home").validate()
+    make_config("synthetic").validate()
+
+
+@pytest.mark.parametrize(("key", "value", "allowed"), [
+    ("epochs", -1, "a whole number >= 1"),
+    ("epochs", 0, "a whole number >= 1"),
+    ("lr", 0.0, "a number > 0"),
+    ("lr", float("nan"), "a number > 0"),
+    ("batch_size", 0, "a whole number >= 1"),
+    ("shots", 0, "a whole number >= 1"),
+    ("domain_label_fraction", 1.5, "within [0, 1]"),
+    ("gamma", -1.0, "a number >= 0"),
+    ("lam", -0.5, "a number >= 0"),
+    ("prompt_depth", -2, "a whole number >= 0"),
+    ("n_ctx", 0, "a whole number >= 1"),
+    ("instapg_heads", -1, "a whole number >= 0"),
+    ("instapg_layers", (-1,), "layer indices >= 0"),
+    ("momentum", 1.0, "within [0, 1)"),
+    ("crop_scale", (0.9, 0.1), "0 < lo <= hi <= 1"),
+    ("mmd_kernel", "cosine", "gaussian, linear or laplacian"),
+    ("mmd_bandwidths", (), "one or more numbers > 0"),
+    ("scheduler", "step", "cosine or constant"),
+    ("precision", "fp8", "auto, bf16, fp16 or fp32"),
+    ("ddl_feature", "logits", "embedding or pre_projection"),
+    ("templates", ("a photo",), "with a {} where the class name goes"),
+    ("max_test_per_domain", 0, "none (all) or a whole number >= 1"),
+    ("seed", -3, "a whole number >= 0"),
+    ("ddl", "yes", "true or false"),
+])
+def test_out_of_range_values_name_key_value_and_what_is_allowed(key, value, allowed):
+    cfg = make_config("synthetic", **{key: value})
+    with pytest.raises(ValueError) as err:
+        cfg.validate()
+    msg = str(err.value)
+    assert msg.startswith(f"{key}={value!r} is out of range: ") and allowed in msg and "\n" not in msg
+
+
+def test_cli_refuses_bad_values_in_one_line(capsys, tmp_path):
+    from adu_core.cli import main
+
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", "synthetic", "--forget", "sketch", "--set", "epochs=-1",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "adu: error: epochs=-1 is out of range: a whole number >= 1"
+    assert not (out / "run.json").exists()
+    assert main(["run", "--dataset", "synthetic", "--forget", "sketch", "--set", "batch_size=2",
+                 "--out", str(out)]) == 2
+    assert "batch_size=2 is out of range: at least" in capsys.readouterr().err
+
+
+def test_forget_alias_is_said(capsys, tmp_path):
+    from adu_core.train import resolve_config
+
+    cfg = resolve_config(make_config("pacs", forget=("painting",), data_root=str(tmp_path)))
+    assert cfg.forget == ("art_painting",)
+    assert "on pacs, 'painting' means domain 'art_painting'" in capsys.readouterr().err
+    resolve_config(make_config("pacs", forget=("art_painting",), data_root=str(tmp_path)))
+    assert capsys.readouterr().err == ""  # the canonical name needs no note

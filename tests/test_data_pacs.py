@@ -32,16 +32,21 @@ def test_verify_passes_on_shared_copy_without_writing(shared_pacs, capsys, tmp_p
     before = _snapshot(shared_pacs.dir)
     assert data_main(["verify", "pacs", "--root", str(shared_pacs.data_root)]) == 0
     out = capsys.readouterr().out
-    assert "art_painting       1,840       208     2,048" in out and out.rstrip().endswith("OK")
-    assert "15/15 committed split files valid" in out
+    assert "art_painting         140       535     2,048     1,373" in out and out.rstrip().endswith("OK")
+    assert "18/18 committed split files valid" in out
+    assert "pretrain / train / test parts (adu-pacs-v2) are disjoint and cover the copy" in out
     assert _snapshot(shared_pacs.dir) == before
 
 
 def test_shared_splits_and_few_shot(shared_pacs, monkeypatch, tmp_path):
     monkeypatch.setenv("ADU_CACHE_DIR", str(tmp_path / "cache"))
     train, test = shared_pacs.samples("train"), shared_pacs.samples("test")
-    assert (len(train), len(test)) == (8977, 1014)  # official train_kfold / crossval_kfold
-    assert not set(train) & set(test)
+    pretrain = shared_pacs.samples("pretrain")
+    assert (len(pretrain), len(train), len(test)) == (6695, 560, 2736)  # adu-pacs-v2
+    assert set(Counter((s.domain, s.label) for s in train).values()) == {20}  # the few-shot pool per cell
+    test_per_domain = Counter(s.domain for s in test)
+    assert len(test) >= 2500 and min(test_per_domain.values()) >= 400, test_per_domain
+    assert not set(train) & set(test) and not set(pretrain) & (set(train) | set(test))
     few = shared_pacs.few_shot(8, 1)
     assert len(few) == 4 * 7 * 8
     assert set(Counter((s.domain, s.label) for s in few).values()) == {8}
@@ -56,8 +61,8 @@ def test_shared_splits_and_few_shot(shared_pacs, monkeypatch, tmp_path):
     sketch = next(s for s in few if s.domain == "sketch")
     assert shared_pacs.open_image(sketch).mode == "RGB"  # PNG sketches too
     # the official list's label-0 line is read by its folder
-    crossval = [s for s in test if s.path == "art_painting/dog/pic_225.jpg"]
-    assert crossval and crossval[0].label == 0
+    listed = [s for s in shared_pacs.official_samples() if s.path == "art_painting/dog/pic_225.jpg"]
+    assert listed and listed[0].label == 0
 
 
 def test_manifest_is_stable_and_content_aware(shared_pacs):
@@ -131,7 +136,33 @@ def test_committed_few_shot_rejects_a_different_copy(tmp_path):
     """The real PACS class with committed files refuses a copy whose train list lacks the committed images."""
     write_tree(tmp_path / "pacs", fake_pacs_files(3))
     ds = get_dataset("pacs", root=tmp_path)
-    with pytest.raises(DataError, match="not in the train split of your copy of pacs"):
+    with pytest.raises(DataError, match="not in your copy of pacs"):
         ds.few_shot(8, 1)
     report = ds.verify()
-    assert any("counts differ from the expected table" in p for p in report.problems)
+    assert any("not in your copy of pacs" in p and "adu data verify pacs" in p for p in report.problems)
+
+
+def test_parts_are_disjoint_by_content(shared_pacs):
+    """No image the testbed CLIP trained on has the bytes of a few-shot pool or test image (not only other paths)."""
+    import hashlib
+
+    def digests(split):
+        return {hashlib.sha256(shared_pacs.image_path(s).read_bytes()).hexdigest() for s in shared_pacs.samples(split)}
+
+    pretrain = digests("pretrain")
+    downstream = digests("train") | digests("test")
+    assert len(pretrain) == 6695 and len(downstream) == 560 + 2736  # no two files share bytes within a part
+    assert not pretrain & downstream
+
+
+def test_committed_parts_follow_the_rule(shared_pacs):
+    """Regenerating the parts and few-shot files from the copy gives the committed files byte for byte."""
+    from adu_core.data import make_splits
+    from adu_core.data.splits import read_checked
+
+    files, extra = make_splits.pacs_files(shared_pacs)
+    index = shared_pacs.committed_index()
+    assert set(files) == set(index["files"])
+    for name, (text, _) in files.items():
+        assert read_checked(shared_pacs.splits_dir, name, index) == text, name
+    assert index["rules"] == extra["rules"]

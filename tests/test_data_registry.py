@@ -100,3 +100,20 @@ def test_root_may_be_the_dataset_folder_itself(tmp_path):
 
     write_tree(tmp_path / "mypacs", fake_pacs_files(2))
     assert get_dataset("pacs", root=tmp_path / "mypacs").dir == Path(tmp_path / "mypacs")
+
+
+def test_missing_folder_names_where_the_root_came_from(tmp_path, monkeypatch):
+    from adu_core.data import DataError, get_dataset
+
+    monkeypatch.setenv("ADU_DATA_ROOT", str(tmp_path / "from-env"))
+    with pytest.raises(DataError) as err:
+        get_dataset("pacs", root=tmp_path / "given").samples("test")
+    msg = str(err.value)
+    assert f"data root is {tmp_path / 'given'} (as given)" in msg and "--data-root" in msg
+    assert "from $ADU_DATA_ROOT" not in msg and "--root" not in msg.replace("--data-root", "")
+    with pytest.raises(DataError, match=r"from-env \(from \$ADU_DATA_ROOT\)"):
+        get_dataset("pacs").samples("test")
+    monkeypatch.delenv("ADU_DATA_ROOT")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with pytest.raises(DataError, match=r"\(the default: neither --data-root nor \$ADU_DATA_ROOT was given\)"):
+        get_dataset("pacs").samples("test")

@@ -63,7 +63,9 @@ def test_tampered_committed_file_is_refused(tmp_path, shared_datasets):
     copy = tmp_path / "splits"
     shutil.copytree(splits.PACKAGE_SPLITS / "pacs", copy)
     path = copy / "fewshot_k8_seed1.txt"
-    path.write_text(path.read_text().replace("pic_033", "pic_034", 1))
+    lines = path.read_text().splitlines(keepends=True)
+    lines[0] = (copy / "test.txt").read_text().splitlines(keepends=True)[0]  # a test image in the training set
+    path.write_text("".join(lines))
 
     class Patched(type(get_dataset("pacs"))):
         splits_dir = copy

@@ -317,12 +317,13 @@ def _book_config() -> dict:
     return yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
 
 
-def test_book_config_fails_on_cell_errors_and_caches_execution():
+def test_book_config_fails_on_cell_errors_and_always_executes():
     jb_config = pytest.importorskip("jupyter_book.config")
     config = _book_config()
     jb_config.validate_yaml(config, raise_on_errors=True)
     sphinx_config, _, _ = jb_config.yaml_to_sphinx(config)
-    assert sphinx_config["nb_execution_mode"] == "cache"
+    assert sphinx_config["nb_execution_mode"] == "force"  # no execution cache: outputs never go stale
+    assert "always_fresh" in sphinx_config["extensions"]
     assert sphinx_config["nb_execution_raise_on_error"] is True
     assert sphinx_config["nb_execution_allow_errors"] is False
     assert sphinx_config["external_toc_exclude_missing"] is True
@@ -370,3 +371,30 @@ def test_readme_has_the_two_commands_that_ci_runs():
     assert "-m venv .venv" in install and '-e ".[book,test]"' in install and "jupyter-book build ." in install
     assert "pytest" in test and "ruff check ." in test
     assert "readme_command install" in (REPO_ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.slow
+def test_rebuild_shows_changed_inputs_without_a_source_change(tmp_path: Path):
+    """A page whose *input* changed (a results file, the data root) shows the new state on the next plain build,
+    with the book's own execution settings and extension (no cache replay, no skipped page)."""
+    pytest.importorskip("jupyter_book")
+    import nbformat
+
+    book = tmp_path / "book"
+    (book / "_ext").mkdir(parents=True)
+    (book / "_ext" / "always_fresh.py").write_text((REPO_ROOT / "book" / "_ext" / "always_fresh.py").read_text())
+    config = _book_config()
+    assert config["sphinx"]["local_extensions"] == {"always_fresh": "book/_ext"}
+    mini = {"title": "t", "execute": config["execute"], "only_build_toc_files": True,
+            "sphinx": {"local_extensions": {"always_fresh": "_ext"}}}  # the same file, relative to this mini book
+    (book / "_config.yml").write_text(yaml.safe_dump(mini))
+    (book / "_toc.yml").write_text("format: jb-book\nroot: page\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(f"print('value:', open({str(tmp_path / 'input.txt')!r}).read())")]
+    nbformat.write(nb, book / "page.ipynb")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    html = book / "_build" / "html" / "page.html"
+    for value in ("first-state", "second-state"):
+        (tmp_path / "input.txt").write_text(value)
+        subprocess.run([str(jb), "build", str(book)], check=True, capture_output=True, timeout=300)
+        assert f"value: {value}" in html.read_text(), value

@@ -296,3 +296,14 @@ def test_cli_runs_the_baselines_with_method_options(tmp_path, capsys):
                      "--set", f"method.{option}", "--set", "epochs=1"]) == 0
         assert (out / "run.json").exists()
     assert "bbf on synthetic" in capsys.readouterr().out
+
+
+def test_adu_methods_describes_every_method(capsys):
+    from adu_core.cli import main
+    from adu_core.methods import list_methods
+
+    assert main(["methods"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if not line.startswith(" ")}
+    assert set(lines) == set(list_methods())
+    for name, line in lines.items():
+        assert len(line[len(name):].strip()) > 20, f"`adu methods` gives {name!r} no description"

@@ -37,3 +37,25 @@ def test_aggregate_averages_per_run_h():
     assert agg["h"] == pytest.approx((18.0 + 50.0) / 2)  # not h_score(70, 30) = 42
     assert agg["mem_std"] == pytest.approx(np.std([90, 50], ddof=1))
     assert math.isnan(aggregate(runs[:1])["h_std"])
+
+
+def test_paired_difference_matches_a_one_sample_t_interval():
+    import math
+
+    from scipy import stats
+
+    from adu_core.metrics import paired_difference
+
+    a = [52.0, 60.5, 48.0, 55.0, 61.0]
+    b = [50.0, 57.5, 49.0, 51.0, 58.0]
+    r = paired_difference(a, b)
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    lo, hi = stats.t.interval(0.95, len(d) - 1, loc=sum(d) / len(d), scale=stats.sem(d))
+    assert r["n"] == 5 and math.isclose(r["mean"], 2.2) and math.isclose(r["lo"], lo) and math.isclose(r["hi"], hi)
+    assert r["excludes_zero"] == bool(lo > 0 or hi < 0)
+    # a shift common to both members of every pair cancels; a difference inside the noise does not exclude 0
+    assert paired_difference([x + 30 for x in a], [x + 30 for x in b])["mean"] == r["mean"]
+    noisy = paired_difference([1.0, -2.0, 3.0, -1.5], [0.0, 0.0, 0.0, 0.0])
+    assert noisy["lo"] < 0 < noisy["hi"] and not noisy["excludes_zero"]
+    single = paired_difference([3.0], [1.0])
+    assert single["mean"] == 2.0 and math.isnan(single["lo"]) and not single["excludes_zero"]

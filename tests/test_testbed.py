@@ -169,3 +169,47 @@ def test_card_predictions_are_reproduced(card, shared_datasets):
     # identical on the machine that wrote the card; another CPU may flip a near-tie or two
     assert (pred["class"] != torch.tensor(check["pred_class"])).sum() <= 2
     assert (pred["domain_concept"] != torch.tensor(check["pred_domain_concept"])).sum() <= 2
+
+
+def test_style_augmentation_rerenders_and_masks():
+    m = _script()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 3, 24, 24)
+    for name, op in m.STYLE_OPS.items():
+        y = op(x, gen)
+        assert y.shape == x.shape and 0 <= float(y.min()) and float(y.max()) <= 1, name
+        assert not torch.allclose(y, x), name
+    gray = m.style_gray(x, gen)
+    assert torch.equal(gray[:, 0], gray[:, 1]) and torch.equal(gray[:, 1], gray[:, 2])
+    square = torch.full((1, 3, 24, 24), 0.8)
+    square[:, :, 8:16, 8:16] = 0.1
+    edges = m.style_edges(square, gen)
+    assert float(edges.mean()) > 0.7 and float(edges[0, 0, 8, 12]) < 0.3  # a dark outline on a white page
+    off = m.PretrainConfig(style_prob=0.0)
+    y, styled = m.stylize(x, gen, off)
+    assert torch.equal(y, x) and not styled.any()
+    y, styled = m.stylize(x, gen, m.PretrainConfig(style_prob=1.0))
+    assert styled.all() and not torch.allclose(y, x)
+
+
+def test_rerendered_images_train_the_class_terms_only():
+    """A re-rendered image has no domain: its domain label must not change the domain, concept or t2i terms."""
+    m = _script()
+    cfg = m.PretrainConfig()
+    styles, classes = ["painting", "cartoon", "photo", "sketch"], ["dog", "horse", "house"]
+    caps = m.build_captions(styles, classes, cfg)
+    gen = torch.Generator().manual_seed(1)
+    img = torch.nn.functional.normalize(torch.randn(8, 16, generator=gen), dim=-1)
+    txt = torch.nn.functional.normalize(torch.randn(len(caps.texts), 16, generator=gen), dim=-1)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    domains = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    styled = torch.tensor([True, False, True, False, False, False, False, True])
+    scale = torch.tensor(10.0)
+    a = m.clip_loss(img, txt, scale, labels, domains, caps, cfg, styled)
+    other = domains.clone()
+    other[styled] = (other[styled] + 1) % 4  # another domain for the re-rendered images only
+    b = m.clip_loss(img, txt, scale, labels, other, caps, cfg, styled)
+    for term in ("concept", "domain", "t2i", "class", "style_class"):
+        torch.testing.assert_close(a[term], b[term], msg=term)
+    c = m.clip_loss(img, txt, scale, labels, other, caps, cfg, torch.zeros(8, dtype=torch.bool))
+    assert not torch.allclose(c["domain"], a["domain"])  # without the mask the domain labels count

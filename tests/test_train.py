@@ -32,11 +32,14 @@ def test_run_json_is_complete(reference_run):
     assert saved == json.loads(json.dumps(result))
     assert saved["config"]["method"] == "adu" and saved["config"]["forget"] == ["sketch"]
     m = saved["metrics"]
-    assert set(m) >= {"mem", "for", "h", "per_domain_acc", "domain_acc_probe", "domain_acc_head"}
+    assert set(m) >= {"mem", "for", "h", "per_domain_acc", "domain_acc_probe", "domain_acc_head", "train"}
+    assert set(m["train"]) == {"mem", "for", "h", "per_domain_acc"}  # the same metrics on the training images
+    assert 0 <= m["train"]["mem"] <= 100 and m["train"]["h"] > 0
     assert set(m["per_domain_acc"]) == {"photo", "sketch", "cartoon", "painting"}
     prov = saved["provenance"]
     assert len(prov["weights"]["sha256"]) == 64 and len(prov["data_sha256"]) == 64
     assert prov["packages"]["torch"] and prov["hardware"]["device"] == "cpu"
+    assert prov["precision"] == "fp32"  # the smoke tier pins fp32; auto on a bf16 CPU would say bf16
     assert "commit" in prov["code"]
     assert [h["epoch"] for h in saved["history"]] == [1, 2, 3]
     assert not (out / "checkpoint.pt").exists() and (out / "trained.pt").exists()
@@ -163,3 +166,35 @@ def test_a_second_worker_waits_for_the_first_and_reuses_its_run(tmp_path):
         (out / "run.json").write_text(json.dumps({"made_by": "first worker"}))
     worker.join(timeout=60)
     assert done["run"] == {"made_by": "first worker"}  # found the finished run instead of training again
+
+
+def test_ddl_can_read_the_class_token_before_the_projection(tmp_path):
+    """ddl_feature=pre_projection: the domain head and MMD read the pooled token (encoder width), not the embedding."""
+    from adu_core.methods import get_method
+    from adu_core.train import _device, build_env
+
+    cfg = resolve_config(smoke(ddl_feature="pre_projection"))
+    _, env = build_env(cfg, _device(cfg))
+    method = get_method("adu")(env)
+    assert method.domain_head.in_features == method.encoder.width != method.encoder.output_dim
+    out = method(torch.randn(8, 3, env.image_size, env.image_size))
+    assert out.ddl_features is not None and out.ddl_features.shape == (8, method.encoder.width)
+    terms = method.loss(out, torch.randint(0, len(env.classnames), (8,)), torch.arange(8) % len(env.domains))
+    terms["loss"].backward()
+    assert method.encoder.prompts.grad is not None and method.encoder.prompts.grad.abs().sum() > 0
+    default = get_method("adu")(build_env(resolve_config(smoke()), _device(cfg))[1])
+    assert default.domain_head.in_features == default.encoder.output_dim
+    result = run_experiment(smoke(ddl_feature="pre_projection", epochs=1), tmp_path / "pre", progress=False)
+    assert result["config"]["ddl_feature"] == "pre_projection" and result["metrics"]["h"] >= 0
+
+
+def test_auto_precision_uses_bf16_where_the_cpu_has_it(monkeypatch):
+    from adu_core import train
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda: True)
+    assert train._autocast_dtype(make_config("pacs"), cpu) is torch.bfloat16
+    assert train._autocast_dtype(make_config("synthetic"), cpu) is None  # the smoke tier pins fp32
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda: False)
+    assert train._autocast_dtype(make_config("pacs"), cpu) is None
+    assert train.precision_name(torch.bfloat16) == "bf16" and train.precision_name(None) == "fp32"

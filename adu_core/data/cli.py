@@ -100,12 +100,12 @@ def _fill(p: argparse.ArgumentParser) -> None:
     root_help = "data root (default $ADU_DATA_ROOT, else the user cache dir)"
 
     q = sub.add_parser("list", help="registered datasets and whether they are present")
-    q.add_argument("--root", default=None, help=root_help)
+    q.add_argument("--data-root", "--root", dest="root", default=None, help=root_help)
     q.set_defaults(func=cmd_list)
 
     q = sub.add_parser("download", help="download, check, extract and verify a dataset")
     q.add_argument("name")
-    q.add_argument("--root", default=None, help=root_help)
+    q.add_argument("--data-root", "--root", dest="root", default=None, help=root_help)
     q.add_argument("--keep-archives", action="store_true", help="keep the archives in <root>/_downloads")
     q.add_argument("--timeout", type=float, default=30.0, help="seconds per network operation (default 30)")
     q.add_argument("--retries", type=int, default=3, help="retries per file, each resuming (default 3)")
@@ -114,7 +114,7 @@ def _fill(p: argparse.ArgumentParser) -> None:
 
     q = sub.add_parser("verify", help="check folders, lists, counts per domain and class, committed splits")
     q.add_argument("name")
-    q.add_argument("--root", default=None, help=root_help)
+    q.add_argument("--data-root", "--root", dest="root", default=None, help=root_help)
     q.add_argument("--deep", action="store_true", help="also decode every image and check content hashes")
     q.set_defaults(func=cmd_verify)
 
@@ -124,7 +124,7 @@ def _fill(p: argparse.ArgumentParser) -> None:
     q.add_argument("--split", nargs="+", default=["train", "test"], choices=["train", "test"])
     q.add_argument("--shots", type=int, default=None, help="cache the K-shot set instead of whole splits")
     q.add_argument("--seed", type=int, default=1, help="few-shot seed (with --shots)")
-    q.add_argument("--root", default=None, help=root_help)
+    q.add_argument("--data-root", "--root", dest="root", default=None, help=root_help)
     q.add_argument("--cache-dir", default=None, help="cache dir (default $ADU_CACHE_DIR, else the user cache dir)")
     q.add_argument("--fingerprint", choices=["content", "stat"], default="content",
                    help="file identity in the cache key: sha256 of the bytes (default) or size+mtime")

@@ -44,9 +44,13 @@ class Dataset:
     homepage: ClassVar[str] = ""
     download_note: ClassVar[str] = ""  # printed by `adu data download NAME`
     splits_dir: Path | None = None  # committed split files; default adu_core/splits/<name>
+    extra_splits: ClassVar[tuple[str, ...]] = ()  # splits beyond train/test (PACS: "pretrain", the testbed CLIP's)
 
     def __init__(self, root: str | os.PathLike[str] | None = None, cache_dir: str | os.PathLike[str] | None = None):
         self.data_root = locations.data_root(root)
+        # Where the root came from, for error messages: an argument, $ADU_DATA_ROOT, or the default cache folder.
+        self.root_origin = ("argument" if root is not None and str(root) != "" else
+                            "env" if os.environ.get(locations.DATA_ROOT_ENV) else "default")
         self.cache_dir = locations.cache_dir(cache_dir)
         self._splits: dict[str, list[Sample]] = {}
         self._few: dict[tuple[int, int], list[Sample]] = {}
@@ -74,10 +78,11 @@ class Dataset:
     def require_dir(self) -> Path:
         folder = self.dir
         if not folder.is_dir():
-            origin = f" (from ${locations.DATA_ROOT_ENV})" if os.environ.get(locations.DATA_ROOT_ENV) else ""
+            origin = {"argument": " (as given)", "env": f" (from ${locations.DATA_ROOT_ENV})",
+                      "default": " (the default: neither --data-root nor $ADU_DATA_ROOT was given)"}[self.root_origin]
             raise DataError(f"{self.name}: folder {folder} does not exist; data root is {self.data_root}{origin}. "
-                            f"Run `adu data download {self.name}`, or point ${locations.DATA_ROOT_ENV} (or --root) "
-                            f"at the folder that holds {self.folder}/")
+                            f"Run `adu data download {self.name}`, or point ${locations.DATA_ROOT_ENV} (or the "
+                            f"--data-root option) at the folder that holds {self.folder}/")
         return folder
 
     def require_subdir(self, path: Path, what: str) -> Path:
@@ -95,9 +100,9 @@ class Dataset:
         raise NotImplementedError
 
     def samples(self, split: str) -> list[Sample]:
-        """All samples of ``split`` ("train" or "test"), in a fixed order."""
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+        """All samples of ``split`` ("train", "test", or one of ``extra_splits``), in a fixed order."""
+        if split not in SPLITS + self.extra_splits:
+            raise ValueError(f"split must be one of {', '.join(SPLITS + self.extra_splits)}, not {split!r}")
         if split not in self._splits:
             self._splits[split] = self._load_split(split)
         return list(self._splits[split])
@@ -240,6 +245,7 @@ class Dataset:
             by_split = {split: self.samples(split) for split in SPLITS}
         except DataError as err:
             report.problem(str(err))
+            self._verify_on_disk(report)  # what the folders hold still says how the copy differs
             return report
         report.counts = split_counts(self.domains, by_split)
         overlap = set(by_split["train"]) & set(by_split["test"])
@@ -261,6 +267,9 @@ class Dataset:
 
     def _verify_layout(self, report: VerifyReport) -> None:
         """Dataset-specific folder checks (each missing folder named)."""
+
+    def _verify_on_disk(self, report: VerifyReport) -> None:
+        """Checks of the folders alone (per-class image counts), also run when the split lists do not load."""
 
     def _verify_expected(self, report: VerifyReport, by_split: dict[str, list[Sample]]) -> None:
         """Dataset-specific checks against the expected per-domain/per-class table."""

@@ -413,7 +413,7 @@ def download_dataset(ds: Dataset, *, keep_archives: bool = False, progress: bool
         downloads.mkdir(parents=True, exist_ok=True)
         installed = json.loads(marker.read_text()) if marker.is_file() else {}
     except OSError as err:
-        raise DataError(f"cannot write under the data root {root} ({err}); choose a writable one with --root "
+        raise DataError(f"cannot write under the data root {root} ({err}); choose a writable one with --data-root "
                         "or ADU_DATA_ROOT") from None
     for res in ds.resources:
         if res.filename in installed:

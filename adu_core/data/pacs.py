@@ -6,8 +6,18 @@ Layout under the data root (the shared offline copy has it; a download is rearra
     pacs/splits/<domain>_{train,crossval,test}_kfold.txt   lines "<domain>/<class>/<file> <label 1..7>"
     pacs/MANIFEST.sha256                              optional: sha256 of every file (the shared copy has one)
 
-Split rule: the official kfold lists give a within-domain split: ``train`` = ``*_train_kfold``, ``test`` =
-``*_crossval_kfold`` (about 10 %). (``*_test_kfold`` is the whole domain, meant for leave-one-domain-out.)
+Splits (rule ``adu-pacs-v2``, committed in ``adu_core/splits/pacs`` and checked by sha256): every image of the copy
+(the official whole-domain ``*_test_kfold`` lists) goes to exactly one of three parts, per (domain, class):
+
+- ``pretrain`` (about 67 %): what the testbed CLIP is pretrained on (``data_scripts/pretrain_testbed_clip.py``);
+- ``train`` (20 images per cell): the downstream pool that few-shot sets are drawn from;
+- ``test`` (the rest, 2,736 images, every domain >= 400): the downstream evaluation set.
+
+Parts are chosen by each file's content sha256, and near-duplicates (recoloured or re-encoded copies of one picture)
+stay together, so the testbed backbone has never seen a downstream image, not even a copy of one
+(``adu_core.data.make_splits.PACS_SPLIT_DOC`` has the exact rule). A copy without committed part files (a custom
+``splits_dir``) falls back to the official lists: ``train`` = ``*_train_kfold``, ``test`` = ``*_crossval_kfold``.
+(``*_test_kfold`` is the whole domain, meant for leave-one-domain-out.)
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ class PACS(Dataset):
     domain_names = ("art painting", "cartoon", "photo", "sketch")
     classnames = CLASSES
     domain_aliases = {"art": "art_painting", "painting": "art_painting"}
+    extra_splits = ("pretrain",)
     expected = EXPECTED  # images per class per domain
     homepage = "https://domaingeneralization.github.io/ (kfold release)"
     resources = (
@@ -82,11 +93,38 @@ class PACS(Dataset):
             out.append(sample)
         return out
 
-    def _load_split(self, split: str) -> list[Sample]:
+    def official_samples(self) -> list[Sample]:
+        """Every image of the copy once, from the official whole-domain ``*_test_kfold`` lists, in list order.
+
+        (The train + crossval lists together are not that: they list ``art_painting/dog/pic_248.jpg`` twice, once in
+        each, and ``art_painting/dog/pic_249.jpg`` in neither.)
+        """
         self.require_dir()
         for dom in DOMAINS:
             self.require_subdir(self.image_dir / dom, f"domain {dom!r}")
-        return [s for dom in DOMAINS for s in self._read_list(dom, SPLIT_FILES[split])]
+        return [s for dom in DOMAINS for s in self._read_list(dom, "test_kfold")]
+
+    def _load_split(self, split: str) -> list[Sample]:
+        from . import splits
+
+        index = self.committed_index()
+        filename = f"{split}.txt"
+        if filename not in index.get("files", {}):
+            if split not in SPLIT_FILES:
+                raise DataError(f"pacs: no committed {filename} in {self.splits_dir}: the {split!r} part exists only "
+                                "with the committed testbed split (adu_core/splits/pacs)")
+            self.require_dir()
+            for dom in DOMAINS:
+                self.require_subdir(self.image_dir / dom, f"domain {dom!r}")
+            return [s for dom in DOMAINS for s in self._read_list(dom, SPLIT_FILES[split])]
+        chosen = self._parse(splits.read_checked(self.splits_dir, filename, index), str(self.splits_dir / filename))
+        copy = set(self.official_samples())
+        missing = [s for s in chosen if s not in copy]
+        if missing:
+            raise DataError(f"{self.splits_dir / filename} lists {len(missing)} image(s) that are not in your copy of "
+                            f"pacs (first: {missing[0].path}); your copy differs from the one the split was made "
+                            "from: run `adu data verify pacs`")
+        return chosen
 
     def _manifest_extra(self) -> bytes | None:
         # Per-file content hashes are cheap here when the copy ships MANIFEST.sha256 (the shared one does).
@@ -106,6 +144,12 @@ class PACS(Dataset):
             report.problem(f"split folder {self.dir / 'splits'} is missing")
 
     def _verify_expected(self, report: VerifyReport, by_split: dict[str, list[Sample]]) -> None:
+        self._verify_on_disk(report)
+        self._verify_parts(report, by_split)
+        for fix in sorted(self.label_fixes):
+            report.notes.append(f"label taken from the class folder, not the list: {fix}")
+
+    def _verify_on_disk(self, report: VerifyReport) -> None:
         index = self.committed_index()
         official = index.get("source_lists", {})
         for dom in DOMAINS:
@@ -134,11 +178,39 @@ class PACS(Dataset):
                                    "committed few-shot files may not apply to this copy")
         total = sum(sum(v) for v in self.expected.values())
         report.notes.append(f"per-class counts checked against the expected table ({total:,} images)")
-        for fix in sorted(self.label_fixes):
-            report.notes.append(f"label taken from the class folder, not the list: {fix}")
+
+    def _verify_parts(self, report: VerifyReport, by_split: dict[str, list[Sample]]) -> None:
+        """The testbed parts: pretrain, train and test are disjoint and together hold the whole copy."""
+        if "pretrain.txt" not in self.committed_index().get("files", {}):
+            return
+        try:
+            pretrain = self.samples("pretrain")
+        except DataError as err:
+            report.problem(str(err))
+            return
+        for s in pretrain:
+            report.counts.setdefault(s.domain, {}).setdefault("pretrain", 0)
+            report.counts[s.domain]["pretrain"] += 1
+        downstream = set(by_split["train"]) | set(by_split["test"])
+        both = sorted(s.path for s in set(pretrain) & downstream)
+        if both:
+            report.problem(summarize_paths(both, "images in both the pretrain part and train/test"))
+        missing = set(self.official_samples()) - downstream - set(pretrain)
+        if missing:
+            report.problem(summarize_paths(sorted(s.path for s in missing), "images of the copy in no part"))
+        if not both and not missing:
+            report.notes.append("pretrain / train / test parts (adu-pacs-v2) are disjoint and cover the copy")
 
     def _verify_deep(self, report: VerifyReport, by_split: dict[str, list[Sample]]) -> None:
         super()._verify_deep(report, by_split)
+        if "pretrain.txt" in self.committed_index().get("files", {}):
+            pretrain = {file_digest(self.image_path(s)) for s in self.samples("pretrain")}
+            down = {file_digest(self.image_path(s)) for s in [*by_split["train"], *by_split["test"]]}
+            shared = len(pretrain & down)
+            if shared:
+                report.problem(f"{shared} file(s) of the pretrain part have the same bytes as a train/test file")
+            else:
+                report.notes.append("no pretrain file has the bytes of a train/test file (sha256)")
         manifest = self.dir / "MANIFEST.sha256"
         if not manifest.is_file():
             report.notes.append("no MANIFEST.sha256 in the copy: file contents not hashed")

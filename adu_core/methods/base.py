@@ -45,6 +45,7 @@ class Outputs:
     logits: torch.Tensor  # [B, C] class logits
     features: torch.Tensor  # [B, E] L2-normalised image features
     domain_logits: torch.Tensor | None = None  # [B, |D|] when the method has a domain classifier
+    ddl_features: torch.Tensor | None = None  # what DDL's MMD reads when it is not ``features`` (ddl_feature)
 
 
 @dataclass

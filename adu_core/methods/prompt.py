@@ -17,6 +17,8 @@ from .base import Method, Outputs, RunEnv, normalized
 
 @register
 class ADU(Method):
+    """ADU: deep vision prompts + InstaPG trained with L_memorize + L_forget + DDL (switches: instapg, ddl, ...)."""
+
     name = "adu"
 
     def __init__(self, env: RunEnv) -> None:
@@ -30,24 +32,29 @@ class ADU(Method):
             instapg_layers=layers, instapg_heads=cfg.instapg_heads, instapg_norm=cfg.instapg_norm,
             instapg_residual=cfg.instapg_residual, grad_checkpointing=cfg.grad_checkpointing,
         )
-        # The domain classifier ("a fully connected layer") reads the L2-normalised image embedding [G].
-        self.domain_head = nn.Linear(self.encoder.output_dim, len(env.domains)) if cfg.ddl else None
+        # The domain classifier ("a fully connected layer") and the MMD read the "latent feature" [G]: the
+        # L2-normalised image embedding the class logits use, or (ddl_feature=pre_projection) the class token
+        # before the projection, so that DDL can shape the features without pulling on the class logits directly.
+        self.pre_projection = cfg.ddl_feature == "pre_projection"
+        dim = self.encoder.width if self.pre_projection else self.encoder.output_dim
+        self.domain_head = nn.Linear(dim, len(env.domains)) if cfg.ddl else None
 
     def forward(self, images: torch.Tensor) -> Outputs:
-        return self.heads(self.encoder(images))
+        return self.heads(*self.encoder.encode(images))
 
-    def heads(self, embeddings: torch.Tensor) -> Outputs:
-        """Image embeddings (the encoder's output) -> outputs; the multi-run trainer calls it per run."""
+    def heads(self, embeddings: torch.Tensor, pooled: torch.Tensor | None = None) -> Outputs:
+        """Image embeddings (and the pooled class token) -> outputs; the multi-run trainer calls it per run."""
         feats = normalized(embeddings)
-        dom = self.domain_head(feats) if self.domain_head is not None else None
-        return Outputs(self.class_logits(feats), feats, dom)
+        latent = normalized(pooled) if self.pre_projection and pooled is not None else feats
+        dom = self.domain_head(latent) if self.domain_head is not None else None
+        return Outputs(self.class_logits(feats), feats, dom, latent if self.pre_projection else None)
 
     def loss(self, out: Outputs, labels: torch.Tensor, domains: torch.Tensor) -> dict[str, torch.Tensor]:
         terms = self.unlearning_loss(out.logits, labels, domains)
         cfg = self.cfg
         if cfg.ddl and (cfg.ddl_ce or cfg.ddl_mmd):
             ddl = domain_disentangling_loss(
-                out.domain_logits, out.features, domains, gamma=cfg.gamma, lam=cfg.lam, use_ce=cfg.ddl_ce,
+                out.domain_logits, out.features if out.ddl_features is None else out.ddl_features, domains, gamma=cfg.gamma, lam=cfg.lam, use_ce=cfg.ddl_ce,
                 use_mmd=cfg.ddl_mmd, kernel=cfg.mmd_kernel, bandwidths=cfg.mmd_bandwidths)
             terms["loss"] = terms["loss"] + ddl.pop("ddl")
             terms.update(ddl)

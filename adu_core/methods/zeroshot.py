@@ -10,6 +10,8 @@ from .base import Method, Outputs, normalized
 
 @register
 class ZeroShot(Method):
+    """Zero-shot CLIP, untouched: "a photo of a {class}." against the frozen image encoder (nothing is trained)."""
+
     name = "zeroshot"
     trains = False
 
