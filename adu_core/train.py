@@ -190,7 +190,7 @@ def build_env(cfg: RunConfig, device: torch.device) -> tuple[Any, RunEnv]:
         text_features=text_features(clip, tokenizer, ds.classnames, cfg.templates, device),
         domains=tuple(ds.domains), forget_idx=tuple(dom_index[d] for d in cfg.forget), device=device,
         autocast_dtype=_autocast_dtype(cfg, device), mean=mean, std=std,
-        image_size=int(clip.visual.image_size[0]),
+        image_size=int(clip.visual.image_size[0]), domain_names=tuple(ds.domain_names),
     )
     return ds, env
 

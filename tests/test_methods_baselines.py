@@ -33,7 +33,7 @@ from adu_core.methods.clipfit import trainable_names
 from adu_core.pipeline import normalize
 from adu_core.text import text_features
 from adu_core.text_encoding import encode_text_embeddings, encode_tokens, eot_positions, prompt_tokens
-from adu_core.train import TrainData, Trainer, run_experiment
+from adu_core.train import TrainData, Trainer, resolve_config, run_experiment
 from tests._train_helpers import interrupt_after_epoch
 
 CLASS_AWARE_CFG = {
@@ -307,3 +307,55 @@ def test_adu_methods_describes_every_method(capsys):
     assert set(lines) == set(list_methods())
     for name, line in lines.items():
         assert len(line[len(name):].strip()) > 20, f"`adu methods` gives {name!r} no description"
+
+
+def _gate(tmp_path, **options):
+    from adu_core.methods import get_method
+    from adu_core.train import _device, build_env
+
+    cfg = resolve_config(make_config("synthetic", forget=("sketch",), method="gate", method_options=options))
+    ds, env = build_env(cfg, _device(cfg))
+    return ds, env, get_method("gate")(env)
+
+
+def test_gate_with_a_perfect_detector_forgets_to_chance_and_keeps_zero_shot_mem(tmp_path):
+    """Fed the true domains, the gate answers every forgotten image at chance and every kept one as zero-shot."""
+    from adu_core.methods.base import normalized
+    from adu_core.metrics import unlearning_metrics
+
+    ds, env, gate = _gate(tmp_path)
+    test = ds.samples("test")
+    images = normalize(cached_images(ds, test, env.image_size, progress=False), env.mean, env.std)
+    with torch.no_grad():
+        zs_logits = gate.class_logits(normalized(env.clip.encode_image(images)))
+    truth = torch.tensor([env.domains.index(s.domain) for s in test])
+    labels = np.array([s.label for s in test])
+    domains = np.array([s.domain for s in test])
+    zs = unlearning_metrics(zs_logits.argmax(-1).numpy(), labels, domains, env.cfg.forget)
+    gated = unlearning_metrics(gate.gate(zs_logits, truth).argmax(-1).numpy(), labels, domains, env.cfg.forget)
+    assert gated["mem"] == zs["mem"]  # kept domains are never gated
+    n_forget = int((domains == "sketch").sum())
+    chance = 100.0 / len(env.classnames)
+    se = 100.0 * (chance / 100 * (1 - chance / 100) / n_forget) ** 0.5
+    assert abs(gated["for"] - (100.0 - chance)) < 4 * se, (gated["for"], 100 - chance, se)
+    # a detector that never fires leaves zero-shot CLIP untouched
+    never = gate.gate(zs_logits, torch.full_like(truth, env.domains.index("photo")))
+    assert torch.equal(never, zs_logits)
+
+
+@pytest.mark.parametrize("detector", ["zeroshot", "probe"])
+def test_gate_runs_like_any_method_and_reports_its_detector(tmp_path, detector):
+    result = run_experiment(make_config("synthetic", forget=("sketch",), method="gate",
+                                        method_options={"detector": detector}), tmp_path / detector, progress=False)
+    m = result["metrics"]
+    assert 0 <= m["domain_acc_head"] <= 100 and 0 <= m["h"] <= 100  # the detector's domain accuracy on test
+    if detector == "probe":
+        assert result["history"][0]["probe_train_acc"] > 50
+    again = run_experiment(make_config("synthetic", forget=("sketch",), method="gate",
+                                       method_options={"detector": detector}), tmp_path / "again", progress=False)
+    assert again["metrics"] == m  # the random answers are seeded
+
+
+def test_gate_rejects_unknown_options(tmp_path):
+    with pytest.raises(ValueError, match="detector must be one of zeroshot, probe"):
+        _gate(tmp_path, detector="oracle")

@@ -29,6 +29,7 @@ class RunEnv:
     mean: tuple[float, ...] = (0.48145466, 0.4578275, 0.40821073)  # image normalisation of the backbone
     std: tuple[float, ...] = (0.26862954, 0.26130258, 0.27577711)
     image_size: int = 224
+    domain_names: tuple[str, ...] = ()  # human text of each domain, for prompts ("art painting"); default: the ids
 
     @property
     def logit_scale(self) -> torch.Tensor:
