@@ -64,6 +64,7 @@ class Method(nn.Module):
     options_cls: ClassVar[type] = NoOptions
     config_overrides: ClassVar[dict[str, Any]] = {}  # config switches the method implies (recorded in run.json)
     trains: ClassVar[bool] = True
+    gradient_free: ClassVar[bool] = False  # fitted without gradients (no relearning curve: adu_core.recovery)
 
     def __init__(self, env: RunEnv) -> None:
         super().__init__()

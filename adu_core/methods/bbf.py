@@ -57,6 +57,7 @@ class BBF(Method):
     """Black-Box Forgetting: CMA-ES over a shared/unique latent text context, no gradients."""
 
     name = "bbf"
+    gradient_free = True
     options_cls = BBFOptions
 
     def __init__(self, env: RunEnv) -> None:

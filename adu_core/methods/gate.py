@@ -49,6 +49,7 @@ class DomainGate(Method):
     """Training-free domain gate: zero-shot CLIP, but a random class for images detected as a forgotten domain."""
 
     name = "gate"
+    gradient_free = True
     options_cls = GateOptions
 
     def __init__(self, env: RunEnv) -> None:
