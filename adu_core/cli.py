@@ -1,6 +1,7 @@
-"""The `adu` command line: `adu run`, `adu data ...`, `adu methods`, `adu bench`.
+"""The `adu` command line of the library: `adu run`, `adu grid`, `adu methods`, `adu data ...`.
 
-Imports stay inside the handlers so that `adu --help` answers without loading torch.
+Imports stay inside the handlers so that `adu --help` answers without loading torch. The benchmarks
+(`python -m benchmarks.bench`) are not part of it: they import the library.
 """
 
 from __future__ import annotations
@@ -40,14 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_grid(sub)
     _add_methods(sub)
-    for module in ("adu_core.data.cli", "adu_core.bench"):
-        try:
-            mod = __import__(module, fromlist=["add_parser"])
-        except ModuleNotFoundError as err:
-            if err.name != module:
-                raise
-            continue
-        mod.add_parser(sub)
+    from .data.cli import add_parser as add_data_parser
+
+    add_data_parser(sub)
     return parser
 
 

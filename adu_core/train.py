@@ -25,6 +25,7 @@ from .backbones import load_clip
 from .config import RunConfig
 from .data import get_dataset
 from .data.tensor_cache import cached_images
+from .device import resolve_device
 from .methods import RunEnv, get_method
 from .pipeline import balanced_batches, normalize, random_resized_crop_flip
 from .pseudo_labels import assign_domains
@@ -107,7 +108,7 @@ def _run_locked(cfg: RunConfig, out: Path, force: bool, progress: bool) -> dict[
     if force:
         ckpt_path.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    device = _device(cfg)
+    device = resolve_device(cfg.device)
     ds, env = build_env(cfg, device)
     clip = env.clip
     data, train_samples, pseudo_report = build_train_data(cfg, ds, env, progress)
@@ -160,7 +161,7 @@ def build_env(cfg: RunConfig, device: torch.device) -> tuple[Any, RunEnv]:
         cfg=cfg, clip=clip, tokenizer=tokenizer, classnames=tuple(ds.classnames),
         text_features=text_features(clip, tokenizer, ds.classnames, cfg.templates, device),
         domains=tuple(ds.domains), forget_idx=tuple(dom_index[d] for d in cfg.forget), device=device,
-        autocast_dtype=_autocast_dtype(cfg, device), mean=mean, std=std,
+        autocast_dtype=autocast_dtype(cfg, device), mean=mean, std=std,
         image_size=int(clip.visual.image_size[0]),
     )
     return ds, env
@@ -192,7 +193,7 @@ def load_trained(run_dir: str | os.PathLike, device: str | None = None) -> tuple
     cfg = RunConfig.from_dict(run["config"])
     if device is not None:
         cfg = replace(cfg, device=device)
-    ds, env = build_env(cfg, _device(cfg))
+    ds, env = build_env(cfg, resolve_device(cfg.device))
     torch.manual_seed(cfg.seed)
     method = get_method(cfg.method)(env).to(env.device)
     state = run_dir / "trained.pt"
@@ -316,13 +317,9 @@ class Trainer:
         return self.resumed_from
 
 
-def _device(cfg: RunConfig) -> torch.device:
-    if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(cfg.device)
-
-
-def _autocast_dtype(cfg: RunConfig, device: torch.device) -> torch.dtype | None:
+def autocast_dtype(cfg: RunConfig, device: torch.device) -> torch.dtype | None:
+    """The mixed-precision dtype of ``cfg.precision`` on ``device`` (None: fp32). ``auto`` is bf16 on a GPU that
+    has it, fp16 (with loss scaling) on one that does not, fp32 on the CPU."""
     if cfg.precision == "auto" and device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if cfg.precision == "bf16":
