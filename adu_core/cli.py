@@ -108,11 +108,10 @@ def overrides_from_args(args) -> dict:
 
 def _cmd_run(args) -> int:
     from .paths import results_dir
-    from .results import run_dir
-    from .train import resolve_config, run_experiment
+    from .train import resolve_config, run_experiment, run_folder
 
     cfg = resolve_config(config_from_args(args))
-    out = args.out or run_dir(results_dir(cfg.tier), cfg)
+    out = args.out or run_folder(results_dir(cfg.tier), cfg)
     result = run_experiment(cfg, out, force=args.force, progress=not args.no_progress)
     m = result["metrics"]
     print(f"{cfg.method} on {cfg.dataset}, forget {'+'.join(cfg.forget)}, seed {cfg.seed}: "

@@ -6,7 +6,7 @@ A notebook of the book stays thin::
     status = report.ensure_runs(plan, results_dir("testbed"), max_new_runs=0)   # trains what is missing, if asked
     table = report.summary_table(status.runs, paper_rows, keys=["n_forget", "variant"])
 
-Runs are ``run.json`` files found by :func:`adu_core.results.run_dir`; a run whose file exists is never redone unless
+Runs are ``run.json`` files found by :func:`adu_core.train.run_folder`; a run whose file exists is never redone unless
 ``force``. How many missing runs one call may train is its *budget* (:func:`resolve_budget`): unlimited for the
 ``paper`` and ``smoke`` tiers, zero for ``testbed`` (whose results are committed, so the book build stays fast and
 shows what exists, stating n). ``ADU_MAX_NEW_RUNS`` or the notebook parameter ``max_new_runs`` override it.
@@ -447,20 +447,19 @@ def ensure_runs(plan: Sequence[PlannedRun | RunConfig], results_root: str | os.P
     (-1 = no limit), with one progress bar over runs; then read every planned run that exists. Datasets whose
     folder is missing are downloaded first (``download``), only when there is something to train.
 
-    A run is found at :func:`adu_core.results.run_dir` under ``results_root`` (the CLI's layout), so runs made with
+    A run is found at :func:`adu_core.train.run_folder` under ``results_root`` (the CLI's layout), so runs made with
     ``adu run`` are reused. Runs whose local weights file is missing are not attempted and are reported in
     ``RunStatus.blocked``. An interrupted run resumes from its epoch checkpoint on the next call. ``group_size`` > 1
     trains up to that many compatible runs together in one pass over the frozen backbone
     (:func:`adu_core.multirun.run_grid`: same results, much faster on a GPU).
     """
-    from .results import run_dir
-    from .train import run_experiment
+    from .train import run_experiment, run_folder
 
     root = Path(results_root)
     planned = [p if isinstance(p, PlannedRun) else PlannedRun(p) for p in plan]
     unique: dict[Path, PlannedRun] = {}
     for p in planned:
-        path = run_dir(root, p.cfg)
+        path = run_folder(root, p.cfg)
         p.labels["_path"] = path
         unique.setdefault(path, p)
     exists = {path: (path / "run.json").is_file() for path in unique}

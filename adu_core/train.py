@@ -2,6 +2,7 @@
 
 ``run_experiment(cfg, out_dir)`` is the one entry point the CLI, the notebooks and the benchmarks share. A run whose
 ``run.json`` exists is returned as is unless ``force``; an interrupted run resumes from its last epoch checkpoint.
+``run_folder(root, cfg)`` is where a run lives in a results store (the layout of :func:`adu_core.results.run_dir`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from .device import resolve_device
 from .methods import RunEnv, get_method
 from .pipeline import balanced_batches, normalize, random_resized_crop_flip
 from .pseudo_labels import assign_domains
-from .results import SCHEMA, overrides_of, provenance, write_json_atomic
+from .results import SCHEMA, overrides_of, provenance, run_dir, write_json_atomic
 from .text import text_features
 
 
@@ -70,6 +71,12 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
     if cfg.precision == "fp16" and not torch.cuda.is_available():
         raise ConfigError("precision=fp16 needs a CUDA GPU (it uses loss scaling); use bf16 or fp32 on the CPU")
     return replace(cfg, forget=tuple(sorted(forget)), **method.config_overrides)
+
+
+def run_folder(root: str | os.PathLike, cfg: RunConfig) -> Path:
+    """The folder of ``cfg``'s run under the results store ``root`` (``adu run``'s layout): the switches its method
+    implies (e.g. the Baseline's ``ddl=False``) are part of the method, not overrides of the tier's defaults."""
+    return run_dir(root, cfg, get_method(cfg.method).config_overrides)
 
 
 def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, force: bool = False,
@@ -130,7 +137,7 @@ def _run_locked(cfg: RunConfig, out: Path, force: bool, progress: bool) -> dict[
     result = {
         "schema": SCHEMA,
         "config": cfg.to_dict(),
-        "overrides": overrides_of(cfg),
+        "overrides": overrides_of(cfg, method.config_overrides),
         "metrics": metrics,
         "history": trainer.history,
         "n_train": len(train_samples),

@@ -24,7 +24,7 @@ import torch
 
 from adu_core import analysis, report
 from adu_core.config import make_config
-from adu_core.results import run_dir
+from adu_core.train import run_folder
 
 matplotlib.use("Agg")
 
@@ -110,7 +110,7 @@ def test_sweep_plan_shares_the_default_run(page):
     assert status.n_unique == 3 and status.trained == 0 and len(status.missing) == 4
     table1_adu = page.plan(report.method_variants(["adu"]), [("photo",)])[0]
     defaults = [p for p in plan if p.labels["default"]]
-    assert {run_dir(page.results_root, p.cfg) for p in defaults} == {run_dir(page.results_root, table1_adu.cfg)}
+    assert {run_folder(page.results_root, p.cfg) for p in defaults} == {run_folder(page.results_root, table1_adu.cfg)}
     gamma0 = next(p for p in plan if p.labels["sweep"] == "gamma" and p.labels["setting"] == "0")
     assert gamma0.cfg.gamma == 0.0 and gamma0.cfg.epochs == 1 and gamma0.labels["x"] == 0.0
 

@@ -19,8 +19,7 @@ import pytest
 
 from adu_core import report
 from adu_core.config import field_names, make_config
-from adu_core.results import run_dir
-from adu_core.train import resolve_config
+from adu_core.train import resolve_config, run_folder
 
 REPO = Path(__file__).resolve().parents[1]
 BOOK = REPO / "book"
@@ -207,7 +206,7 @@ def test_runs_use_the_cli_layout_and_are_not_redone(results):
     assert len(runs) == 4 and set(runs["variant"]) == {"Baseline", "ADU"}
     assert set(runs["table"]) == {1} and sorted(runs["n_forget"]) == [1, 1, 2, 2]
     cfg = resolve_config(make_config("synthetic", "smoke", method="adu", forget=("sketch",), seed=1))
-    path = run_dir(root, cfg) / "run.json"
+    path = run_folder(root, cfg) / "run.json"
     assert str(path) in set(runs["path"])
     run = json.loads(path.read_text())
     row = runs[runs["path"] == str(path)].iloc[0]
@@ -247,10 +246,10 @@ def test_overrides_get_their_own_runs(results, tmp_path):
     cfg_a = report.plan_runs("synthetic", "smoke", [report.TABLE2_VARIANTS[1]], [("sketch",)], (1,))[0].cfg
     cfg_b = report.plan_runs("synthetic", "smoke", report.method_variants(["adu"]), [("sketch",)], (1,))[0].cfg
     assert cfg_a.ddl is False and cfg_b.ddl is True
-    assert run_dir(root, cfg_a) != run_dir(root, cfg_b)
+    assert run_folder(root, cfg_a) != run_folder(root, cfg_b)
     cfg_c = report.plan_runs("synthetic", "smoke", report.method_variants(["adu"]), [("sketch",)], (1,),
                              epochs=1)[0].cfg
-    assert cfg_c.epochs == 1 and run_dir(root, cfg_c) != run_dir(root, cfg_b)
+    assert cfg_c.epochs == 1 and run_folder(root, cfg_c) != run_folder(root, cfg_b)
 
 
 def test_missing_weights_are_reported_not_run(tmp_path):
