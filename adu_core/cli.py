@@ -1,7 +1,7 @@
 """The `adu` command line of the library: `adu run`, `adu grid`, `adu methods`, `adu data ...`.
 
-Imports stay inside the handlers so that `adu --help` answers without loading torch. The benchmarks
-(`python -m benchmarks.bench`) are not part of it: they import the library.
+Imports stay inside the handlers so that `adu --help` answers without loading torch. The book's engine
+(`adu_book`) and the benchmarks (`python -m benchmarks.bench`) are not part of it: they import the library.
 """
 
 from __future__ import annotations
@@ -36,7 +36,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="adu", description="Approximate Domain Unlearning for CLIP (Kawamura et al., NeurIPS 2025).")
+        prog="adu", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Approximate Domain Unlearning for CLIP (Kawamura et al., NeurIPS 2025): the command line of "
+                    "the library, adu_core.",
+        epilog="which package for what:\n"
+               "  adu_core     the method: backbones, prompted ViT + InstaPG, losses, methods, training, evaluation,\n"
+               "               results, data (import it in your own code; this command runs it)\n"
+               "  adu_book     the book's engine: which runs a page needs, tables beside the paper, plots\n"
+               "  benchmarks/  speed and memory benchmarks: python -m benchmarks.bench --help (in a clone)")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_run(sub)
     _add_grid(sub)
