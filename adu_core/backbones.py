@@ -53,7 +53,7 @@ def load_clip(
     records what was loaded (name, pretrained, sha256) for run provenance.
     ``train_crop_scale``: RandomResizedCrop scale; (0.08, 1) is Dassl's default, which CoOp-family trainers use.
     """
-    path = resolve_path(pretrained) if pretrained is not None and _looks_like_path(pretrained) else None
+    path = resolve_path(pretrained) if pretrained is not None and looks_like_path(pretrained) else None
     if path is not None:
         model, mean, std, context_length, name = _load_checkpoint(name, path)
         sha = file_sha256(path)
@@ -127,7 +127,8 @@ def model_config(name: str) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _looks_like_path(pretrained: str | os.PathLike) -> bool:
+def looks_like_path(pretrained: str | os.PathLike) -> bool:
+    """True when ``pretrained`` names a checkpoint file rather than an open_clip tag such as ``openai``."""
     s = str(pretrained)
     return isinstance(pretrained, os.PathLike) or os.sep in s or s.endswith((".pt", ".pth", ".bin", ".safetensors"))
 

@@ -1,6 +1,7 @@
-"""The `adu` command line: `adu run`, `adu data ...`, `adu methods`, `adu bench`.
+"""The `adu` command line of the library: `adu run`, `adu grid`, `adu methods`, `adu data ...`.
 
-Imports stay inside the handlers so that `adu --help` answers without loading torch.
+Imports stay inside the handlers so that `adu --help` answers without loading torch. The book's engine
+(`adu_book`) and the benchmarks (`python -m benchmarks.bench`) are not part of it: they import the library.
 """
 
 from __future__ import annotations
@@ -35,19 +36,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="adu", description="Approximate Domain Unlearning for CLIP (Kawamura et al., NeurIPS 2025).")
+        prog="adu", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Approximate Domain Unlearning for CLIP (Kawamura et al., NeurIPS 2025): the command line of "
+                    "the library, adu_core.",
+        epilog="which package for what:\n"
+               "  adu_core     the method: backbones, prompted ViT + InstaPG, losses, methods, training, evaluation,\n"
+               "               results, data (import it in your own code; this command runs it)\n"
+               "  adu_book     the book's engine: which runs a page needs, tables beside the paper, plots\n"
+               "  benchmarks/  speed and memory benchmarks: python -m benchmarks.bench --help (in a clone)")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_run(sub)
     _add_grid(sub)
     _add_methods(sub)
-    for module in ("adu_core.data.cli", "adu_core.bench"):
-        try:
-            mod = __import__(module, fromlist=["add_parser"])
-        except ModuleNotFoundError as err:
-            if err.name != module:
-                raise
-            continue
-        mod.add_parser(sub)
+    from .data.cli import add_parser as add_data_parser
+
+    add_data_parser(sub)
     return parser
 
 
@@ -112,11 +115,10 @@ def overrides_from_args(args) -> dict:
 
 def _cmd_run(args) -> int:
     from .paths import results_dir
-    from .results import run_dir
-    from .train import resolve_config, run_experiment
+    from .train import resolve_config, run_experiment, run_folder
 
     cfg = resolve_config(config_from_args(args))
-    out = args.out or run_dir(results_dir(cfg.tier), cfg)
+    out = args.out or run_folder(results_dir(cfg.tier), cfg)
     result = run_experiment(cfg, out, force=args.force, progress=not args.no_progress)
     m = result["metrics"]
     print(f"{cfg.method} on {cfg.dataset}, forget {'+'.join(cfg.forget)}, seed {cfg.seed}: "

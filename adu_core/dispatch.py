@@ -47,9 +47,9 @@ def _import(backend: str):
 def default_run_dirs(cfgs: Sequence[Any], root: str | os.PathLike | None = None) -> list[Path]:
     """Where `adu run` would write each run: ``<results>/<tier>/<dataset>/<method>/forget-.../seed...``."""
     from .paths import results_dir
-    from .results import run_dir
+    from .train import run_folder
 
-    return [Path(run_dir(Path(root) / c.tier if root is not None else results_dir(c.tier), c)) for c in cfgs]
+    return [run_folder(Path(root) / c.tier if root is not None else results_dir(c.tier), c) for c in cfgs]
 
 
 def run_job(cfg_dicts: Sequence[dict], run_dirs: Sequence[str], progress: bool = False) -> list[dict[str, Any]]:

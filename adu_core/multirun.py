@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .device import resolve_device, synchronize
 from .methods.base import Outputs
 from .prompting import PromptedViT
 
@@ -236,7 +237,7 @@ def run_group(cfgs: Sequence[Any], out_dirs: Sequence[str | os.PathLike], *, pro
     """Train compatible runs (see :func:`group_key`) in one pass, then evaluate and record each as a single run."""
     from .methods import get_method
     from .results import write_json_atomic
-    from .train import ConfigError, Trainer, _device, build_env, build_train_data, resolve_config, run_experiment
+    from .train import ConfigError, Trainer, build_env, build_train_data, resolve_config, run_experiment
 
     cfgs = [resolve_config(c) for c in cfgs]
     outs = [Path(o) for o in out_dirs]
@@ -244,7 +245,7 @@ def run_group(cfgs: Sequence[Any], out_dirs: Sequence[str | os.PathLike], *, pro
         raise ConfigError("these runs cannot share a pass: they differ in more than "
                           f"{', '.join(sorted(PER_RUN_FIELDS))} (or in seed, with a random-weight backbone)")
     t0 = time.perf_counter()
-    device = _device(cfgs[0])
+    device = resolve_device(cfgs[0].device)
     ds, env0 = build_env(cfgs[0], device)  # one frozen backbone and text classifier for the whole group
     data_by_seed: dict[int, Any] = {}
     trainers, methods = [], []
@@ -259,8 +260,7 @@ def run_group(cfgs: Sequence[Any], out_dirs: Sequence[str | os.PathLike], *, pro
     group = RunGroup(methods)
     t_setup = time.perf_counter()
     start = fit_group(group, trainers, checkpoint_every_s=checkpoint_every_s, progress=progress)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     train_s = time.perf_counter() - t_setup
     del group, methods, trainers, data_by_seed, env0, env
     if device.type == "cuda":
@@ -274,54 +274,3 @@ def run_group(cfgs: Sequence[Any], out_dirs: Sequence[str | os.PathLike], *, pro
         write_json_atomic(out / "run.json", result)
         results.append(result)
     return results
-
-
-# --------------------------------------------------------------------------------------------------------------
-# benchmark
-
-
-def bench_group(clip, tokenizer, cfg, device: torch.device, runs: int, data, n_classes: int, repeats: int,
-                tmp: Path, seed: int = 0) -> dict[str, Any]:
-    """Images/s of ``runs`` runs trained one after another vs in one pass (epochs of ``data``, interleaved)."""
-    import statistics
-
-    from .bench import _peak, _reset_peak, _sync, bench_env, make_method, ours_epoch
-    from .train import Trainer
-
-    forgets = [(f"d{r % 4}",) for r in range(runs)]
-    cfgs = [dataclasses.replace(cfg, forget=f, seed=seed + r) for r, f in enumerate(forgets)]
-    envs = [bench_env(clip, tokenizer, c, device, n_classes, seed=seed) for c in cfgs]
-    single = [make_method(e, c.seed) for e, c in zip(envs, cfgs, strict=True)]
-    grouped = RunGroup([make_method(e, c.seed) for e, c in zip(envs, cfgs, strict=True)])
-
-    def one_pass() -> float:
-        trainers = []
-        for r, (c, e) in enumerate(zip(cfgs, envs, strict=True)):
-            ckpt = tmp / f"group{r}.pt"
-            ckpt.unlink(missing_ok=True)
-            trainers.append(Trainer(c, e, data, ckpt, progress=False))
-        _sync(device)
-        t0 = time.perf_counter()
-        fit_group(grouped, trainers, checkpoint_every_s=0.0)
-        _sync(device)
-        return time.perf_counter() - t0
-
-    def sequential() -> float:
-        return sum(ours_epoch(m, e, data, c, tmp) for m, e, c in zip(single, envs, cfgs, strict=True))
-
-    one_pass()
-    sequential()
-    seq_t, grp_t, peak = [], [], 0
-    for _ in range(repeats):
-        seq_t.append(sequential())
-        _reset_peak(device)
-        grp_t.append(one_pass())
-        peak = max(peak, _peak(device) or 0)
-    images = runs * len(data.images)
-    out = {"runs": runs, "batch_per_run": cfg.batch_size,
-           "sequential_images_per_s": images / statistics.median(seq_t),
-           "grouped_images_per_s": images / statistics.median(grp_t),
-           "ratio_runs": [s / g for s, g in zip(seq_t, grp_t, strict=True)],
-           "grouped_peak_memory_bytes": peak if device.type == "cuda" else None}
-    out["ratio"] = out["grouped_images_per_s"] / out["sequential_images_per_s"]
-    return out

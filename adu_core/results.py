@@ -3,6 +3,9 @@
 Layout: ``<root>/<dataset>/<method>/forget-<d1+d2>/seed<k>[_<overrides>]/run.json`` where ``<overrides>`` is a short
 hash of the config fields that differ from the tier defaults, so ablations and sweeps never collide with the
 main runs and a run that exists is found again (and skipped) without reading any log.
+
+This module knows configs, not methods: the switches a method implies (``Method.config_overrides``, e.g. the
+Baseline's ``ddl=False``) are passed in by the caller (:func:`adu_core.train.run_folder` does).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -51,21 +54,21 @@ def _jsonable(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def overrides_of(cfg: RunConfig) -> dict[str, Any]:
-    """Fields that differ from the tier defaults for this dataset/method (identity fields excluded)."""
+def overrides_of(cfg: RunConfig, implied: Mapping[str, Any]) -> dict[str, Any]:
+    """Fields that differ from the tier defaults for this dataset/method (identity fields excluded); ``implied``:
+    the switches ``cfg.method`` implies, which are part of the method rather than overrides."""
     base = make_config(cfg.dataset, cfg.tier, method=cfg.method, forget=cfg.forget, seed=cfg.seed)
-    from .methods import get_method
-
-    implied = get_method(cfg.method).config_overrides
     ref = {**base.to_dict(), **implied}
     mine = cfg.to_dict()
     return {k: v for k, v in mine.items() if ref.get(k) != v and k not in ("data_root", "device")}
 
 
-def run_dir(root: str | os.PathLike, cfg: RunConfig) -> Path:
+def run_dir(root: str | os.PathLike, cfg: RunConfig, implied: Mapping[str, Any]) -> Path:
+    """``<root>/<dataset>/<method>/forget-<d1+d2>/seed<k>[_<overrides hash>]``; ``implied`` as for
+    :func:`overrides_of`."""
     forget = "+".join(sorted(cfg.forget))
     name = f"seed{cfg.seed}"
-    extra = overrides_of(cfg)
+    extra = overrides_of(cfg, implied)
     if extra:
         import hashlib
 

@@ -2,6 +2,7 @@
 
 ``run_experiment(cfg, out_dir)`` is the one entry point the CLI, the notebooks and the benchmarks share. A run whose
 ``run.json`` exists is returned as is unless ``force``; an interrupted run resumes from its last epoch checkpoint.
+``run_folder(root, cfg)`` is where a run lives in a results store (the layout of :func:`adu_core.results.run_dir`).
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from .backbones import load_clip
 from .config import RunConfig
 from .data import get_dataset
 from .data.tensor_cache import cached_images
+from .device import resolve_device
 from .methods import RunEnv, get_method
 from .pipeline import balanced_batches, normalize, random_resized_crop_flip
 from .pseudo_labels import assign_domains
-from .results import SCHEMA, overrides_of, provenance, write_json_atomic
+from .results import SCHEMA, overrides_of, provenance, run_dir, write_json_atomic
 from .text import text_features
 
 
@@ -99,6 +101,12 @@ def _note_aliases(given: tuple[str, ...], canonical: tuple[str, ...], dataset: s
             print(f"adu: note: on {dataset}, " + "; ".join(renamed), file=sys.stderr)
 
 
+def run_folder(root: str | os.PathLike, cfg: RunConfig) -> Path:
+    """The folder of ``cfg``'s run under the results store ``root`` (``adu run``'s layout): the switches its method
+    implies (e.g. the Baseline's ``ddl=False``) are part of the method, not overrides of the tier's defaults."""
+    return run_dir(root, cfg, get_method(cfg.method).config_overrides)
+
+
 def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, force: bool = False,
                    progress: bool = True) -> dict[str, Any]:
     cfg = resolve_config(cfg)
@@ -135,7 +143,7 @@ def _run_locked(cfg: RunConfig, out: Path, force: bool, progress: bool) -> dict[
     if force:
         ckpt_path.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    device = _device(cfg)
+    device = resolve_device(cfg.device)
     ds, env = build_env(cfg, device)
     clip = env.clip
     data, train_samples, pseudo_report = build_train_data(cfg, ds, env, progress)
@@ -157,7 +165,7 @@ def _run_locked(cfg: RunConfig, out: Path, force: bool, progress: bool) -> dict[
     result = {
         "schema": SCHEMA,
         "config": cfg.to_dict(),
-        "overrides": overrides_of(cfg),
+        "overrides": overrides_of(cfg, method.config_overrides),
         "metrics": metrics,
         "history": trainer.history,
         "n_train": len(train_samples),
@@ -189,7 +197,7 @@ def build_env(cfg: RunConfig, device: torch.device) -> tuple[Any, RunEnv]:
         cfg=cfg, clip=clip, tokenizer=tokenizer, classnames=tuple(ds.classnames),
         text_features=text_features(clip, tokenizer, ds.classnames, cfg.templates, device),
         domains=tuple(ds.domains), forget_idx=tuple(dom_index[d] for d in cfg.forget), device=device,
-        autocast_dtype=_autocast_dtype(cfg, device), mean=mean, std=std,
+        autocast_dtype=autocast_dtype(cfg, device), mean=mean, std=std,
         image_size=int(clip.visual.image_size[0]), domain_names=tuple(ds.domain_names),
     )
     return ds, env
@@ -221,7 +229,7 @@ def load_trained(run_dir: str | os.PathLike, device: str | None = None) -> tuple
     cfg = RunConfig.from_dict(run["config"])
     if device is not None:
         cfg = replace(cfg, device=device)
-    ds, env = build_env(cfg, _device(cfg))
+    ds, env = build_env(cfg, resolve_device(cfg.device))
     torch.manual_seed(cfg.seed)
     method = get_method(cfg.method)(env).to(env.device)
     state = run_dir / "trained.pt"
@@ -345,12 +353,6 @@ class Trainer:
         return self.resumed_from
 
 
-def _device(cfg: RunConfig) -> torch.device:
-    if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(cfg.device)
-
-
 def cpu_has_bf16() -> bool:
     """Whether this CPU has bf16 arithmetic units (AVX512-BF16 or AMX), where bf16 autocast runs faster than fp32."""
     try:
@@ -364,7 +366,9 @@ def precision_name(dtype: torch.dtype | None) -> str:
     return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
 
 
-def _autocast_dtype(cfg: RunConfig, device: torch.device) -> torch.dtype | None:
+def autocast_dtype(cfg: RunConfig, device: torch.device) -> torch.dtype | None:
+    """The mixed-precision dtype of ``cfg.precision`` on ``device`` (None: fp32). ``auto`` is bf16 on a GPU that
+    has it, fp16 (with loss scaling) on one that does not, and bf16 on a CPU with bf16 units, else fp32."""
     if cfg.precision == "auto" and device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if cfg.precision == "auto" and device.type == "cpu":

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every GPU figure of issue 8 in one go (about 5-7 minutes on one H100), written into $OUT (default ./gpu_out):
-#   bench_b32.json        adu bench: naive vs ours (ViT-B/16, 224 px, batch 32, bf16), eval, 4 runs per pass,
+#   bench_b32.json        benchmarks.bench: naive vs ours (ViT-B/16, 224 px, batch 32, bf16), eval, 4 runs per pass,
 #                         TFLOP/s vs bf16 peak, peak memory, checkpoint cost, Office-Home grid estimate
 #   bench_b128.json       the same step at batch 128 (eager) and
 #   bench_b128_compile.json  with torch.compile (training only)
@@ -40,11 +40,11 @@ step() {  # step NAME SECONDS command...
   echo "== $name: exit $? after $((SECONDS - t0))s" >>"$LOG"
 }
 
-step bench_b32 120 $PY -m adu_core bench --json --batch 32 --steps 65 --repeats 3 --runs 4
-step bench_b128 45 $PY -m adu_core bench --json --batch 128 --steps 16 --repeats 3 --no-eval
-step bench_b128_compile 120 $PY -m adu_core bench --json --batch 128 --steps 16 --repeats 3 --no-eval --compile
-step memory 75 $PY benchmarks/memory.py --measure 32 64 128
-step multirun 75 $PY benchmarks/multirun_throughput.py --runs 2 4 8
-step equivalence 45 $PY benchmarks/multirun_equivalence.py
+step bench_b32 120 $PY -m benchmarks.bench --json --batch 32 --steps 65 --repeats 3 --runs 4
+step bench_b128 45 $PY -m benchmarks.bench --json --batch 128 --steps 16 --repeats 3 --no-eval
+step bench_b128_compile 120 $PY -m benchmarks.bench --json --batch 128 --steps 16 --repeats 3 --no-eval --compile
+step memory 75 $PY -m benchmarks.memory --measure 32 64 128
+step multirun 75 $PY -m benchmarks.multirun_throughput --runs 2 4 8
+step equivalence 45 $PY -m benchmarks.multirun_equivalence
 echo "done in ${SECONDS}s" >>"$LOG"
 tail -n 40 "$LOG"

@@ -1,8 +1,8 @@
 """Peak memory of one paper-tier ADU run (ViT-B/16, InstaPG at layers 1-8, DDL) in bf16 and fp32, with and without
-gradient checkpointing; prints one JSON object (see adu_core.bench.memory_report for what is counted).
+gradient checkpointing; prints one JSON object (see benchmarks.bench.memory_report for what is counted).
 
-    python benchmarks/memory.py                       # CPU: predicted peak from measured step allocations
-    python benchmarks/memory.py --measure 32 64 128   # CUDA: also torch.cuda.max_memory_allocated at those batches
+    python -m benchmarks.memory                       # CPU: predicted peak from measured step allocations
+    python -m benchmarks.memory --measure 32 64 128   # CUDA: also torch.cuda.max_memory_allocated at those batches
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 
 import torch
 
-from adu_core.bench import memory_report
+from benchmarks.bench import memory_report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,8 +3,8 @@
 Each measurement trains whole epochs with the project's trainers (interleaved, repeated; medians). Prints one JSON
 object: for each R, images/s both ways, their ratio and (CUDA) the grouped peak memory.
 
-    python benchmarks/multirun_throughput.py --runs 2 4 8            # GPU: ViT-B/16 at 224 px, batch 32 per run
-    python benchmarks/multirun_throughput.py --model adu-tiny --runs 2 4 --steps 8 --threads 1   # CPU
+    python -m benchmarks.multirun_throughput --runs 2 4 8            # GPU: ViT-B/16 at 224 px, batch 32 per run
+    python -m benchmarks.multirun_throughput --model adu-tiny --runs 2 4 --steps 8 --threads 1   # CPU
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from adu_core.backbones import load_clip
-from adu_core.bench import bench_config, peak_bf16_tflops, resolve_device, synthetic_train_data
-from adu_core.multirun import bench_group
+from adu_core.device import resolve_device
+from benchmarks.bench import bench_config, bench_group, peak_bf16_tflops, synthetic_train_data
 
 
 def main(argv: list[str] | None = None) -> int:

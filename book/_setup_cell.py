@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 try:
-    from adu_core.paths import project_root, results_dir  # noqa: F401  (used by the notebook's later cells)
+    import adu_book  # noqa: F401  (the book's engine; it comes with the library, adu_core)
 except ImportError:
     REPOSITORY = "https://github.com/adu-companion/adu-companion"
     checkout = Path.home() / "adu-companion"
@@ -20,4 +20,4 @@ except ImportError:
     os.environ["ADU_PROJECT_ROOT"] = str(checkout)  # results and models live in the clone, not the cwd
     sys.path.insert(0, str(checkout))
     importlib.invalidate_caches()
-    from adu_core.paths import project_root, results_dir  # noqa: F401
+    import adu_book  # noqa: F401

@@ -1,4 +1,4 @@
-"""adu_core.analysis, the analysis helpers of adu_core.viz, and the five analysis pages of the book.
+"""adu_book's analysis helpers (grids of runs, figures, curve phrases, their plots) and the five analysis pages.
 
 Run tests use the synthetic dataset at the smoke tier with 1 epoch (a tiny random model: seconds per run). One ADU
 run (forget photo) is trained once per module in a temporary results folder; every page executed here reuses it,
@@ -22,9 +22,12 @@ import pandas as pd
 import pytest
 import torch
 
-from adu_core import analysis, report
+import adu_book
+from adu_book import facts, figures, grids, plans, plots, tables
+from adu_book.paper import figure_forget_sets, like_domain
+from adu_book.runs import BUDGET_ENV, ensure_runs
 from adu_core.config import make_config
-from adu_core.results import run_dir
+from adu_core.train import run_folder
 
 matplotlib.use("Agg")
 
@@ -37,93 +40,93 @@ SMOKE = {"dataset": "synthetic", "tier": "smoke", "forget_sets": "photo", "epoch
 
 # --- grids and plans -------------------------------------------------------------------------------------------------------
 def test_depth_grid_spreads_over_the_layers_and_keeps_the_default():
-    assert analysis.depth_grid(6, 4) == [1, 3, 4, 6]  # the testbed encoder
-    assert analysis.depth_grid(12, 9) == [1, 5, 8, 9, 12]  # ViT-B/16 at the paper's depth
-    assert analysis.depth_grid(4, 3) == [1, 2, 3, 4]  # the smoke tier's adu-tiny
-    assert analysis.depth_grid(6, 4, points=1) == [4, 6]
+    assert grids.depth_grid(6, 4) == [1, 3, 4, 6]  # the testbed encoder
+    assert grids.depth_grid(12, 9) == [1, 5, 8, 9, 12]  # ViT-B/16 at the paper's depth
+    assert grids.depth_grid(4, 3) == [1, 2, 3, 4]  # the smoke tier's adu-tiny
+    assert grids.depth_grid(6, 4, points=1) == [4, 6]
     with pytest.raises(ValueError):
-        analysis.depth_grid(0, 1)
+        grids.depth_grid(0, 1)
 
 
 def test_like_domain_and_auto_forget_sets():
-    assert analysis.like_domain(("art", "clipart", "product", "real_world"), ("real", "photo")) == "real_world"
-    assert analysis.like_domain(("x", "y"), ("real",)) is None
-    assert analysis.figure_forget_sets(PACS) == [("photo",), ("art_painting",)]
-    assert analysis.figure_forget_sets(PACS, n=1) == [("photo",)]
-    assert analysis.figure_forget_sets(("photo", "sketch", "cartoon", "painting")) == [("photo",), ("painting",)]
-    assert analysis.figure_forget_sets(("clipart", "painting", "real", "sketch")) == [("real",), ("painting",)]
-    assert analysis.figure_forget_sets(("x", "y")) == [("x",)]  # neither kind: the first domain
-    assert analysis.figure_forget_sets(PACS, "sketch", parse=lambda s: [(s,)]) == [("sketch",)]
+    assert like_domain(("art", "clipart", "product", "real_world"), ("real", "photo")) == "real_world"
+    assert like_domain(("x", "y"), ("real",)) is None
+    assert figure_forget_sets(PACS) == [("photo",), ("art_painting",)]
+    assert figure_forget_sets(PACS, n=1) == [("photo",)]
+    assert figure_forget_sets(("photo", "sketch", "cartoon", "painting")) == [("photo",), ("painting",)]
+    assert figure_forget_sets(("clipart", "painting", "real", "sketch")) == [("real",), ("painting",)]
+    assert figure_forget_sets(("x", "y")) == [("x",)]  # neither kind: the first domain
+    assert figure_forget_sets(PACS, "sketch", parse=lambda s: [(s,)]) == [("sketch",)]
     with pytest.raises(ValueError, match="parser"):
-        analysis.figure_forget_sets(PACS, "sketch")
+        figure_forget_sets(PACS, "sketch")
 
 
 def test_sweep_points_default_has_no_overrides():
     cfg = make_config("synthetic", "smoke")  # gamma 30, lam 10, depth 3, n_ctx 2, gaussian
-    gamma = analysis.sweep_points("gamma", "0,30", cfg)
+    gamma = grids.sweep_points("gamma", "0,30", cfg)
     assert [(p.value, p.default, p.overrides, p.x) for p in gamma] == [("0", False, (("gamma", 0.0),), 0.0),
                                                                         ("30", True, (), 30.0)]
-    assert [p.value for p in analysis.sweep_points("lam", [1, 10.0], cfg)] == ["1", "10"]
-    assert analysis.sweep_points("n_ctx", 2, cfg)[0].default
-    epochs = analysis.sweep_points("epochs", "1,3", dataclasses.replace(cfg, epochs=3))
+    assert [p.value for p in grids.sweep_points("lam", [1, 10.0], cfg)] == ["1", "10"]
+    assert grids.sweep_points("n_ctx", 2, cfg)[0].default
+    epochs = grids.sweep_points("epochs", "1,3", dataclasses.replace(cfg, epochs=3))
     assert [(p.value, p.default, p.overrides) for p in epochs] == [("1", False, (("epochs", 1),)), ("3", True, ())]
-    assert [p.value for p in analysis.sweep_points("epochs", None, dataclasses.replace(cfg, epochs=10))] == ["5", "10", "20", "40"]
-    depth = analysis.sweep_points("prompt_depth", None, cfg)  # None: over adu-tiny's 4 layers
+    assert [p.value for p in grids.sweep_points("epochs", None, dataclasses.replace(cfg, epochs=10))] == ["5", "10", "20", "40"]
+    depth = grids.sweep_points("prompt_depth", None, cfg)  # None: over adu-tiny's 4 layers
     assert [p.value for p in depth] == ["1", "2", "3", "4"] and [p.default for p in depth] == [0, 0, 1, 0]
-    kernel = analysis.sweep_points("mmd_kernel", "gaussian,laplacian", cfg)
+    kernel = grids.sweep_points("mmd_kernel", "gaussian,laplacian", cfg)
     assert kernel[1].overrides == (("mmd_kernel", "laplacian"),) and kernel[1].x is None
-    place = {p.value: p.overrides for p in analysis.sweep_points("instapg", ",".join(analysis.PLACEMENTS), cfg)}
+    place = {p.value: p.overrides for p in grids.sweep_points("instapg", ",".join(grids.PLACEMENTS), cfg)}
     assert place == {"none": (("instapg", False),), "first (0)": (("instapg_layers", (0,)),),
                      "middle (1)": (("instapg_layers", (1,)),), "after the first (1–2)": (),
                      "all (0–2)": (("instapg_layers", (0, 1, 2)),)}
     with pytest.raises(ValueError, match="unknown sweep"):
-        analysis.sweep_points("lr", "1", cfg)
+        grids.sweep_points("lr", "1", cfg)
     with pytest.raises(ValueError, match="placement"):
-        analysis.sweep_points("instapg", "somewhere", cfg)
+        grids.sweep_points("instapg", "somewhere", cfg)
     with pytest.raises(ValueError, match="repeated"):
-        analysis.sweep_points("gamma", "30,30.0", cfg)
+        grids.sweep_points("gamma", "30,30.0", cfg)
     with pytest.raises(ValueError, match="needs its values"):
-        analysis.sweep_points("gamma", None, cfg)
+        grids.sweep_points("gamma", None, cfg)
     with pytest.raises(ValueError, match="the epochs sweep takes whole numbers, got 'ten'"):
-        analysis.sweep_points("epochs", "5,ten", cfg)
+        grids.sweep_points("epochs", "5,ten", cfg)
     with pytest.raises(ValueError, match="the lam sweep takes numbers, got 'x'"):
-        analysis.sweep_points("lam", "1,x", cfg)
+        grids.sweep_points("lam", "1,x", cfg)
 
 
 def test_backbone_layers_from_the_architecture():
-    assert analysis.backbone_layers(make_config("synthetic", "smoke")) == 4
-    assert analysis.backbone_layers(make_config("pacs", "testbed", pretrained="/nonexistent/w.pt")) == 6
+    assert grids.backbone_layers(make_config("synthetic", "smoke")) == 4
+    assert grids.backbone_layers(make_config("pacs", "testbed", pretrained="/nonexistent/w.pt")) == 6
 
 
 @pytest.fixture
 def page(tmp_path, monkeypatch):
-    monkeypatch.delenv(report.BUDGET_ENV, raising=False)
-    return report.page("sensitivity", "synthetic", "smoke", epochs=1, results_root=tmp_path, max_new_runs=0)
+    monkeypatch.delenv(BUDGET_ENV, raising=False)
+    return adu_book.page("sensitivity", "synthetic", "smoke", epochs=1, results_root=tmp_path, max_new_runs=0)
 
 
 def test_sweep_plan_shares_the_default_run(page):
     cfg = page.session_cfg("adu")
-    points = analysis.sweep_points("gamma", "0,30", cfg) + analysis.sweep_points("mmd_kernel", "gaussian,linear", cfg)
-    plan = analysis.sweep_plan(page, points, [("photo",)])
+    points = grids.sweep_points("gamma", "0,30", cfg) + grids.sweep_points("mmd_kernel", "gaussian,linear", cfg)
+    plan = grids.sweep_plan(page, points, [("photo",)])
     assert len(plan) == 4
     status = page.ensure(plan, progress=False)
     assert status.n_unique == 3 and status.trained == 0 and len(status.missing) == 4
-    table1_adu = page.plan(report.method_variants(["adu"]), [("photo",)])[0]
+    table1_adu = page.plan(plans.method_variants(["adu"]), [("photo",)])[0]
     defaults = [p for p in plan if p.labels["default"]]
-    assert {run_dir(page.results_root, p.cfg) for p in defaults} == {run_dir(page.results_root, table1_adu.cfg)}
+    assert {run_folder(page.results_root, p.cfg) for p in defaults} == {run_folder(page.results_root, table1_adu.cfg)}
     gamma0 = next(p for p in plan if p.labels["sweep"] == "gamma" and p.labels["setting"] == "0")
     assert gamma0.cfg.gamma == 0.0 and gamma0.cfg.epochs == 1 and gamma0.labels["x"] == 0.0
 
 
 def test_shots_and_pseudo_label_plans(page):
-    plan = analysis.shots_plan(page, ["zeroshot", "baseline", "adu"], [2, 4, 8], [("photo",)], default_shots=4)
+    plan = grids.shots_plan(page, ["zeroshot", "baseline", "adu"], [2, 4, 8], [("photo",)], default_shots=4)
     assert len(plan) == 1 + 3 + 3
     zs = [p for p in plan if p.cfg.method == "zeroshot"]
     assert len(zs) == 1 and zs[0].labels["reference"] and zs[0].cfg.shots == 4
     assert sorted(p.cfg.shots for p in plan if p.cfg.method == "adu") == [2, 4, 8]
     assert {p.labels["variant"] for p in plan} == {"Zero-shot CLIP", "Baseline", "ADU"}
 
-    plan, notes = analysis.pseudo_label_plan(page, ["adu"], ["kmeans", "zeroshot"], [0.0, 0.5, 1.0], [("photo",)])
+    plan, notes = grids.pseudo_label_plan(page, ["adu"], ["kmeans", "zeroshot"], [0.0, 0.5, 1.0], [("photo",)])
     assert len(plan) == 2 + 3 and len(notes) == 1 and "kmeans" in notes[0]
     assert not any(p.labels["labeller"] == "kmeans" and p.labels["fraction"] == 0.0 for p in plan)
     full = [p for p in plan if p.labels["fraction"] == 1.0]
@@ -132,9 +135,9 @@ def test_shots_and_pseudo_label_plans(page):
     assert half_zs.cfg.pseudo_labeler == "zeroshot" and half_zs.cfg.domain_label_fraction == 0.5
     assert page.ensure(plan, progress=False).n_unique == 4
     with pytest.raises(ValueError, match="labeller"):
-        analysis.pseudo_label_plan(page, ["adu"], ["oracle"], [0.5], [("photo",)])
+        grids.pseudo_label_plan(page, ["adu"], ["oracle"], [0.5], [("photo",)])
     with pytest.raises(ValueError, match="within"):
-        analysis.pseudo_label_plan(page, ["adu"], ["zeroshot"], [1.5], [("photo",)])
+        grids.pseudo_label_plan(page, ["adu"], ["zeroshot"], [1.5], [("photo",)])
 
 
 # --- tables and phrases ------------------------------------------------------------------------------------------------------
@@ -143,17 +146,17 @@ def test_ours_table_sorts_formats_and_counts():
                          "fraction": [0.5, 1.0, 0.5, 1.0, 0.0, 0.0],
                          "h": [1.0, 2.0, 3.0, 4.0, 5.0, 7.0], "mem": 50.0, "for": 50.0,
                          "pseudo_label_acc": [60.0, None, 20.0, None, 10.0, 30.0]})
-    table = analysis.ours_table(runs, ["labeller", "fraction"], metrics=("h", "pseudo_label_acc"), sort=True)
+    table = tables.ours_table(runs, ["labeller", "fraction"], metrics=("h", "pseudo_label_acc"), sort=True)
     assert list(table.columns) == ["H", "Pseudo-label acc.", "n"]
     assert list(table.index) == [("kmeans", "0.5"), ("kmeans", "1"), ("zeroshot", "0"), ("zeroshot", "0.5"),
                                  ("zeroshot", "1")]
     assert table.loc[("zeroshot", "0"), "H"] == "6.00 ± 1.41" and table.loc[("zeroshot", "0"), "n"] == 2
     assert table.loc[("kmeans", "1"), "Pseudo-label acc."] == "–"
-    assert len(analysis.ours_table(runs.iloc[0:0], ["labeller", "fraction"])) == 0
+    assert len(tables.ours_table(runs.iloc[0:0], ["labeller", "fraction"])) == 0
     # unsorted: rows in the first appearance of each key combination, even where a value recurs under another key
     sweeps = pd.DataFrame({"sweep": ["depth", "depth", "n_ctx", "n_ctx", "n_ctx"], "setting": ["4", "6", "2", "4", "8"],
                            "h": [1.0, 2.0, 3.0, 4.0, 5.0]})
-    assert list(analysis.ours_table(sweeps, ["sweep", "setting"]).index) == [
+    assert list(tables.ours_table(sweeps, ["sweep", "setting"]).index) == [
         ("depth", "4"), ("depth", "6"), ("n_ctx", "2"), ("n_ctx", "4"), ("n_ctx", "8")]
 
 
@@ -162,27 +165,27 @@ def test_with_run_metrics_reads_run_json(tmp_path):
     a.write_text(json.dumps({"metrics": {"h": 1.0, "pseudo_labels": {"pseudo_label_acc": 75.0}}}))
     b.write_text(json.dumps({"metrics": {"h": 2.0}}))
     runs = pd.DataFrame({"path": [str(a), str(b), str(a)]})
-    out = analysis.with_run_metrics(runs, {"acc": ("pseudo_labels", "pseudo_label_acc"), "h": ("h",)})
+    out = tables.with_run_metrics(runs, {"acc": ("pseudo_labels", "pseudo_label_acc"), "h": ("h",)})
     assert out["acc"].iloc[0] == 75.0 and math.isnan(out["acc"].iloc[1]) and out["h"].tolist() == [1.0, 2.0, 1.0]
     assert "acc" not in runs  # a copy
-    empty = analysis.with_run_metrics(pd.DataFrame(columns=["path"]), {"acc": ("x",)})
+    empty = tables.with_run_metrics(pd.DataFrame(columns=["path"]), {"acc": ("x",)})
     assert list(empty.columns) == ["path", "acc"] and not len(empty)
 
 
 def test_curve_phrases():
-    assert analysis.plateau([0, 1, 10, 30, 100], [20.0, 40.0, 60.0, 61.0, 60.5]) == 10
-    assert analysis.plateau([0, 1, 10], [20.0, 40.0, 60.0]) is None
-    assert analysis.plateau(["a", "b", "c"], [50.0, float("nan"), 51.0]) == "a"
-    assert analysis.describe_curve([1, 2, 4], [10.0, 30.0, 20.0], "γ = ") == \
+    assert facts.plateau([0, 1, 10, 30, 100], [20.0, 40.0, 60.0, 61.0, 60.5]) == 10
+    assert facts.plateau([0, 1, 10], [20.0, 40.0, 60.0]) is None
+    assert facts.plateau(["a", "b", "c"], [50.0, float("nan"), 51.0]) == "a"
+    assert facts.describe_curve([1, 2, 4], [10.0, 30.0, 20.0], "γ = ") == \
         "10.00 at γ = 1 and 20.00 at γ = 4 (+10.00), highest (30.00) at γ = 2"
-    assert analysis.describe_curve([1], [5.0], unit=" shots") == "5.00 at 1 shot (one point only)"
-    assert analysis.describe_curve([1, 16], [5.0, 6.0], unit=" shots") == "5.00 at 1 shot and 6.00 at 16 shots (+1.00)"
-    assert analysis.describe_curve([1], [float("nan")]) == "not measurable yet (no runs)"
-    assert analysis.describe_levels(["a", "b"], [1.0, 2.0]) == "highest with b (2.00), lowest with a (1.00)"
-    assert analysis.trend_after_peak([1, 2, 4], [10.0, 30.0, 20.0], " shots") == \
+    assert facts.describe_curve([1], [5.0], unit=" shots") == "5.00 at 1 shot (one point only)"
+    assert facts.describe_curve([1, 16], [5.0, 6.0], unit=" shots") == "5.00 at 1 shot and 6.00 at 16 shots (+1.00)"
+    assert facts.describe_curve([1], [float("nan")]) == "not measurable yet (no runs)"
+    assert facts.describe_levels(["a", "b"], [1.0, 2.0]) == "highest with b (2.00), lowest with a (1.00)"
+    assert facts.trend_after_peak([1, 2, 4], [10.0, 30.0, 20.0], " shots") == \
         "highest at 2 shots (30.00), then -10.00 by 4 shots"
-    assert analysis.trend_after_peak([1, 2], [1.0, 2.0]).startswith("highest at the largest value, 2")
-    assert analysis.trend_after_peak([1], [1.0]).startswith("not measurable")
+    assert facts.trend_after_peak([1, 2], [1.0, 2.0]).startswith("highest at the largest value, 2")
+    assert facts.trend_after_peak([1], [1.0]).startswith("not measurable")
 
 
 # --- figure statistics -------------------------------------------------------------------------------------------------------
@@ -190,7 +193,7 @@ def test_rollout_stats_uniform_and_one_hot():
     uniform = torch.full((1, 4, 5), 0.05)
     one_hot = torch.zeros(1, 4, 5)
     one_hot[0, 2, 3] = 0.7
-    stats = analysis.rollout_stats(torch.cat([uniform, one_hot]))
+    stats = figures.rollout_stats(torch.cat([uniform, one_hot]))
     assert stats["entropy"] == pytest.approx([1.0, 0.0], abs=1e-9)
     assert stats["peak"] == pytest.approx([1.0, 20.0])
     assert stats["top10"] == pytest.approx([0.1, 1.0])  # 2 of 20 patches
@@ -201,13 +204,13 @@ def test_tsne_embedding_is_deterministic_and_separation_scores():
     centres = rng.normal(size=(3, 16)) * 4
     groups = np.repeat(np.arange(3), 15)
     feats = centres[groups] + rng.normal(size=(45, 16)) * 0.3
-    a = analysis.tsne_embedding(feats, seed=0, perplexity=10)
-    b = analysis.tsne_embedding(feats, seed=0, perplexity=10)
+    a = figures.tsne_embedding(feats, seed=0, perplexity=10)
+    b = figures.tsne_embedding(feats, seed=0, perplexity=10)
     assert a.shape == (45, 2) and np.allclose(a, b)
-    assert analysis.tsne_embedding(feats[:6], seed=0).shape == (6, 2)  # perplexity lowered below n
+    assert figures.tsne_embedding(feats[:6], seed=0).shape == (6, 2)  # perplexity lowered below n
     with pytest.raises(ValueError):
-        analysis.tsne_embedding(feats[:3])
-    scores = analysis.separation_scores(feats, {"groups": groups, "shuffled": rng.permutation(groups),
+        figures.tsne_embedding(feats[:3])
+    scores = figures.separation_scores(feats, {"groups": groups, "shuffled": rng.permutation(groups),
                                                 "one": np.zeros(45)})
     assert scores["groups"] > 0.5 and abs(scores["shuffled"]) < 0.2 and math.isnan(scores["one"])
 
@@ -215,11 +218,11 @@ def test_tsne_embedding_is_deterministic_and_separation_scores():
 def test_marked_domains_and_one_per_domain():
     from adu_core.data.base import Sample
 
-    assert analysis.marked_domains(("a", "b"), ("A", "B"), ("b",)) == {"a": "A (kept)", "b": "B (forgotten)"}
+    assert figures.marked_domains(("a", "b"), ("A", "B"), ("b",)) == {"a": "A (kept)", "b": "B (forgotten)"}
     samples = [Sample("1", 0, "a"), Sample("2", 1, "a"), Sample("3", 1, "b"), Sample("4", 1, "b")]
-    assert [s.path for s in analysis.one_per_domain(samples, ("a", "b"), 1, index=1)] == ["2", "4"]
+    assert [s.path for s in figures.one_per_domain(samples, ("a", "b"), 1, index=1)] == ["2", "4"]
     with pytest.raises(ValueError, match="no test image"):
-        analysis.one_per_domain(samples, ("a", "b"), 0)
+        figures.one_per_domain(samples, ("a", "b"), 0)
 
 
 # --- a real run: rebuilding it for the figures ------------------------------------------------------------------------------
@@ -227,28 +230,28 @@ def test_marked_domains_and_one_per_domain():
 def results(tmp_path_factory):
     """The default smoke ADU run (1 epoch, forget photo) in a module results folder; returns (base, run folder)."""
     base = tmp_path_factory.mktemp("results")
-    plan = report.plan_runs("synthetic", "smoke", report.method_variants(["adu"]), [("photo",)], (1,), epochs=1)
-    status = report.ensure_runs(plan, base / "smoke", progress=False, max_new_runs=-1)
+    plan = plans.plan_runs("synthetic", "smoke", plans.method_variants(["adu"]), [("photo",)], (1,), epochs=1)
+    status = ensure_runs(plan, base / "smoke", progress=False, max_new_runs=-1)
     assert not status.missing
     return base, Path(status.runs["path"].iloc[0]).parent
 
 
 def test_figure_models_and_their_maps(results):
     _, folder = results
-    fm = analysis.before_after([("ADU", folder)])
+    fm = figures.before_after([("ADU", folder)])
     assert list(fm.models) == ["Zero-shot CLIP", "ADU"] and not fm.reasons
     zs, adu = fm.models.values()
     assert zs.env is adu.env and fm.dataset.name == "synthetic"
-    samples, images = analysis.test_images(fm.dataset, fm.env, 3)
+    samples, images = figures.test_images(fm.dataset, fm.env, 3)
     assert len(samples) == 12 and images.dtype == torch.uint8  # 3 per domain
-    feats = {name: analysis.image_features(m, fm.env, images) for name, m in fm.models.items()}
+    feats = {name: figures.image_features(m, fm.env, images) for name, m in fm.models.items()}
     assert feats["ADU"].shape == feats["Zero-shot CLIP"].shape
     assert np.allclose(np.linalg.norm(feats["ADU"], axis=1), 1.0, atol=1e-4)
     assert not np.allclose(feats["ADU"], feats["Zero-shot CLIP"])  # the prompts change the features
-    maps = analysis.rollout_maps(adu, fm.env, images, batch_size=5)
+    maps = figures.rollout_maps(adu, fm.env, images, batch_size=5)
     grid = fm.env.clip.visual.grid_size
     assert maps.shape == (12, *grid) and bool((maps >= 0).all())
-    stats = analysis.rollout_stats(maps)
+    stats = figures.rollout_stats(maps)
     assert ((stats["entropy"] > 0) & (stats["entropy"] <= 1 + 1e-9)).all()
 
 
@@ -256,13 +259,13 @@ def test_figure_method_says_why_it_cannot_rebuild(results, tmp_path):
     import shutil
 
     _, folder = results
-    assert "does not exist" in analysis.figure_method(tmp_path / "nowhere")
-    assert "does not exist" in analysis.figure_method(None)
+    assert "does not exist" in figures.figure_method(tmp_path / "nowhere")
+    assert "does not exist" in figures.figure_method(None)
     copy = tmp_path / "copy"
     shutil.copytree(folder, copy)
     (copy / "trained.pt").unlink()
-    assert "trained state" in analysis.figure_method(copy)
-    fm = analysis.before_after([("ADU", copy)])
+    assert "trained state" in figures.figure_method(copy)
+    fm = figures.before_after([("ADU", copy)])
     assert not fm.models and fm.env is None and "trained state" in fm.reasons["ADU"]
 
 
@@ -270,46 +273,36 @@ def test_figure_method_says_why_it_cannot_rebuild(results, tmp_path):
 def test_analysis_plots_draw_with_and_without_runs():
     import matplotlib.pyplot as plt
 
-    from adu_core import viz
-
     runs = pd.DataFrame({"sweep": ["gamma", "gamma", "gamma", "mmd_kernel"], "setting": ["0", "30", "30", "linear"],
                          "h": [10.0, 20.0, 22.0, 30.0], "mem": 50.0, "for": 40.0})
     orders = {"gamma": ["0", "30"], "mmd_kernel": ["gaussian", "linear"]}
-    fig = viz.sweep_lines(runs, orders, {"gamma": "30", "mmd_kernel": "gaussian"}, unordered=("mmd_kernel",))
+    fig = plots.sweep_lines(runs, orders, {"gamma": "30", "mmd_kernel": "gaussian"}, unordered=("mmd_kernel",))
     assert fig.axes[0].get_title() == "H" and len(fig.axes) == 6
-    assert len(viz.sweep_lines(runs.iloc[0:0], orders, {}).axes) == 6
+    assert len(plots.sweep_lines(runs.iloc[0:0], orders, {}).axes) == 6
     lines = pd.DataFrame({"shots": [1, 2, 1, 2], "variant": ["ADU", "ADU", "Baseline", "Baseline"],
                           "h": [1.0, 2.0, 3.0, 4.0], "mem": 1.0, "for": 1.0})
-    fig = viz.metric_lines(lines, x="shots", hue="variant", xscale="log2", references=lines.assign(h=50.0),
+    fig = plots.metric_lines(lines, x="shots", hue="variant", xscale="log2", references=lines.assign(h=50.0),
                            reference_label="Zero-shot CLIP")
     labels = fig.axes[2].get_legend_handles_labels()[1]
     assert "Zero-shot CLIP" in labels and "ADU" in labels
-    assert viz.metric_lines(lines.iloc[0:0], x="shots", hue="variant").axes[0].texts[0].get_text() == "no runs yet"
+    assert plots.metric_lines(lines.iloc[0:0], x="shots", hue="variant").axes[0].texts[0].get_text() == "no runs yet"
     with pytest.raises(ValueError, match="xscale"):
-        viz.metric_lines(lines, x="shots", hue="variant", xscale="cubic")
-    fracs = viz.metric_lines(lines.assign(shots=[0.0, 0.05, 0.0, 0.05]), x="shots", hue="variant",
+        plots.metric_lines(lines, x="shots", hue="variant", xscale="cubic")
+    fracs = plots.metric_lines(lines.assign(shots=[0.0, 0.05, 0.0, 0.05]), x="shots", hue="variant",
                              xscale="ordinal", sharey=False)
     ax = fracs.axes[0]
     assert list(ax.get_xticks()) == [0, 1] and [t.get_text() for t in ax.get_xticklabels()] == ["0", "0.05"]
     assert ax.get_ylim()[1] - ax.get_ylim()[0] >= 10  # zoomed to the data, never narrower than 10 points
     pts = pd.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0], "domain": ["a", "b"], "class": ["c", "c"]})
-    assert viz.embedding_grid([("before", pts), ("after", pts)]).axes[0].get_title() == "before, by domain"
+    assert plots.embedding_grid([("before", pts), ("after", pts)]).axes[0].get_title() == "before, by domain"
     images = np.zeros((2, 3, 8, 8), dtype=np.uint8)
-    fig = viz.attention_grid(images, [("ADU", np.ones((2, 8, 8)))], ["a (kept)", "b (forgotten)"])
+    fig = plots.attention_grid(images, [("ADU", np.ones((2, 8, 8)))], ["a (kept)", "b (forgotten)"])
     assert len(fig.axes) == 4 and fig.axes[1].get_title() == "b (forgotten)"
     plt.close("all")
 
 
 # --- the notebooks ---------------------------------------------------------------------------------------------------------
-def test_pages_are_generated_and_listed():
-    sys.path.insert(0, str(BOOK))
-    try:
-        import _build_notebooks as build
-    finally:
-        sys.path.remove(str(BOOK))
-    assert set(PAGES) <= set(build.NOTEBOOKS)
-    for name in PAGES:
-        assert (BOOK / f"{name}.ipynb").read_text() == build.render(name), "run python book/_build_notebooks.py"
+def test_pages_are_listed():
     import yaml
 
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
@@ -330,18 +323,18 @@ def test_page_structure(name):
     for p in ("methods", "seeds", "forget_sets", "epochs", "backbone", "pretrained", "device", "results_root",
               "force", "max_new_runs"):
         assert p in ns, p
-    assert "report.page(" in code[3].source  # the provenance cell follows the parameters
+    assert "adu_book.page(" in code[3].source  # the provenance cell follows the parameters
     assert all(not c.get("outputs") for c in code), "notebooks are committed without outputs"
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "{glue:text}" in text
     src = "\n".join(c.source for c in code)
-    assert "pg.ensure(" in src and "os.getcwd" not in src and "Path.cwd" not in src and "../" not in src
+    assert "pg.run(" in src and "os.getcwd" not in src and "Path.cwd" not in src and "../" not in src
 
 
 def _papermill(name: str, base: Path, out: Path, **params) -> dict[str, str]:
     """Execute a page from book/ with ADU_RESULTS_DIR=base; returns its glued values (as text)."""
     env = {**os.environ, "ADU_RESULTS_DIR": str(base)}
-    env.pop(report.BUDGET_ENV, None)
+    env.pop(BUDGET_ENV, None)
     args = [a for k, v in params.items() for a in ("-p", k, str(v))]
     cmd = [sys.executable, "-m", "papermill", f"{name}.ipynb", str(out), *args, "--no-progress-bar"]
     proc = subprocess.run(cmd, cwd=BOOK, env=env, capture_output=True, text=True, timeout=600)

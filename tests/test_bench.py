@@ -1,4 +1,4 @@
-"""`adu bench` on CPU with the tiny model: the JSON contract, FLOP counting, host-sync freedom of the step.
+"""The benchmark (`python -m benchmarks.bench`) on CPU with the tiny model: the JSON contract, FLOP counting, host-sync freedom of the step.
 
 No timing is asserted: speed targets are measured by the benchmark scripts, not by tests.
 """
@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from adu_core import bench
 from adu_core.backbones import load_clip
-from adu_core.cli import main
 from adu_core.losses import memorize_loss
 from adu_core.train import Trainer
+from benchmarks import bench
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +29,7 @@ def tiny():
 
 
 def test_bench_json_on_cpu(capsys):
-    code = main(["bench", "--json", "--device", "cpu", "--batch", "8", "--steps", "2", "--naive-steps", "2", "--repeats", "1",
+    code = bench.main(["--json", "--device", "cpu", "--batch", "8", "--steps", "2", "--naive-steps", "2", "--repeats", "1",
                  "--workers", "0", "--eval-images", "16", "--eval-batch", "8", "--runs", "2"])
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -50,7 +49,7 @@ def test_bench_json_on_cpu(capsys):
 
 
 def test_bench_rejects_bad_sizes(capsys):
-    assert main(["bench", "--steps", "0"]) == 2
+    assert bench.main(["--steps", "0"]) == 2
     assert "--steps" in capsys.readouterr().err
 
 

@@ -310,11 +310,12 @@ def test_adu_methods_describes_every_method(capsys):
 
 
 def _gate(tmp_path, **options):
+    from adu_core.device import resolve_device
     from adu_core.methods import get_method
-    from adu_core.train import _device, build_env
+    from adu_core.train import build_env
 
     cfg = resolve_config(make_config("synthetic", forget=("sketch",), method="gate", method_options=options))
-    ds, env = build_env(cfg, _device(cfg))
+    ds, env = build_env(cfg, resolve_device(cfg.device))
     return ds, env, get_method("gate")(env)
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from adu_book.paper import PAPER_CSV_COLUMNS, load_paper_numbers
 from adu_core.metrics import h_score
-from adu_core.report import PAPER_CSV_COLUMNS, load_paper_numbers
 
 CSV = Path(__file__).resolve().parents[1] / "book" / "paper_numbers.csv"
 

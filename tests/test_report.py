@@ -1,4 +1,5 @@
-"""adu_core.report / adu_core.viz (the library behind the book) and the notebooks' structure.
+"""adu_book, the engine behind the book (plans, runs, the paper's numbers, tables, plots, facts), and the table pages'
+notebooks.
 
 Run tests use the synthetic dataset and the smoke tier (a tiny random model: seconds per run); the runs are made
 once per module in a shared temporary results folder and reused.
@@ -17,10 +18,18 @@ import nbformat
 import pandas as pd
 import pytest
 
-from adu_core import report
+import adu_book
+from adu_book import facts, names, plans, plots, protocol, provenance, tables
+from adu_book.paper import (
+    _installed_repo_file,
+    analogous_domain,
+    load_paper_numbers,
+    paper_for_variants,
+    paper_reference,
+)
+from adu_book.runs import BUDGET_ENV, RUN_COLUMNS, ensure_data, ensure_runs, resolve_budget
 from adu_core.config import field_names, make_config
-from adu_core.results import run_dir
-from adu_core.train import resolve_config
+from adu_core.train import resolve_config, run_folder
 
 REPO = Path(__file__).resolve().parents[1]
 BOOK = REPO / "book"
@@ -31,79 +40,79 @@ SETS = [("sketch",), ("photo", "sketch")]
 # --- pure helpers ----------------------------------------------------------------------------------------------------------
 def test_forget_sets_enumerates_all_combinations_never_all_domains():
     doms = ("a", "b", "c", "d")
-    sets = report.forget_sets(doms)
+    sets = plans.forget_sets(doms)
     assert len(sets) == 4 + 6 + 4
     assert len(set(sets)) == len(sets)
     assert all(0 < len(s) < len(doms) for s in sets)
     assert sets[:4] == [("a",), ("b",), ("c",), ("d",)]
     assert ("a", "b", "c") in sets and ("b", "d") in sets
-    assert report.forget_sets(doms, sizes=(4,)) == []  # forgetting every domain is never planned
-    assert report.forget_sets(("real", "sketch")) == [("real",), ("sketch",)]  # ImageNet: |D_forget| = 1 only
-    assert report.forget_sets(doms, sizes=(2,)) == [("a", "b"), ("a", "c"), ("a", "d"), ("b", "c"), ("b", "d"),
+    assert plans.forget_sets(doms, sizes=(4,)) == []  # forgetting every domain is never planned
+    assert plans.forget_sets(("real", "sketch")) == [("real",), ("sketch",)]  # ImageNet: |D_forget| = 1 only
+    assert plans.forget_sets(doms, sizes=(2,)) == [("a", "b"), ("a", "c"), ("a", "d"), ("b", "c"), ("b", "d"),
                                                     ("c", "d")]
     with pytest.raises(ValueError):
-        report.forget_sets(("a", "a", "b"))
+        plans.forget_sets(("a", "a", "b"))
 
 
 def test_parse_forget_sets():
     doms = ("photo", "sketch", "cartoon", "painting")
-    assert report.parse_forget_sets("all", doms, (1,)) == [("photo",), ("sketch",), ("cartoon",), ("painting",)]
-    assert report.parse_forget_sets("sketch;sketch+photo", doms) == [("sketch",), ("photo", "sketch")]
-    assert report.parse_forget_sets([["cartoon"], ["painting", "photo"]], doms) == [("cartoon",),
+    assert plans.parse_forget_sets("all", doms, (1,)) == [("photo",), ("sketch",), ("cartoon",), ("painting",)]
+    assert plans.parse_forget_sets("sketch;sketch+photo", doms) == [("sketch",), ("photo", "sketch")]
+    assert plans.parse_forget_sets([["cartoon"], ["painting", "photo"]], doms) == [("cartoon",),
                                                                                      ("photo", "painting")]
     with pytest.raises(ValueError, match="unknown"):
-        report.parse_forget_sets("dog", doms)
+        plans.parse_forget_sets("dog", doms)
     with pytest.raises(ValueError, match="1 to 3"):
-        report.parse_forget_sets("photo+sketch+cartoon+painting", doms)
+        plans.parse_forget_sets("photo+sketch+cartoon+painting", doms)
 
 
 def test_seeds_and_ints():
-    assert report.resolve_seeds(None, "paper") == (1, 2, 3)
-    assert report.resolve_seeds(2, "paper") == (1, 2)
-    assert report.resolve_seeds("1,3", "testbed") == (1, 3)
-    assert report.resolve_seeds([4], "smoke") == (4,)
-    assert report.parse_ints("1,2,3") == (1, 2, 3) and report.parse_ints(2) == (2,)
-    assert report.parse_list("a, b,,c") == ["a", "b", "c"]
+    assert plans.resolve_seeds(None, "paper") == (1, 2, 3)
+    assert plans.resolve_seeds(2, "paper") == (1, 2)
+    assert plans.resolve_seeds("1,3", "testbed") == (1, 3)
+    assert plans.resolve_seeds([4], "smoke") == (4,)
+    assert plans.parse_ints("1,2,3") == (1, 2, 3) and plans.parse_ints(2) == (2,)
+    assert plans.parse_list("a, b,,c") == ["a", "b", "c"]
 
 
 def test_budget(monkeypatch):
-    monkeypatch.delenv(report.BUDGET_ENV, raising=False)
-    assert report.resolve_budget(None, "paper") == -1
-    assert report.resolve_budget(None, "testbed") == 0
-    assert report.resolve_budget(None, "smoke") == -1
-    assert report.resolve_budget(None, "testbed", force=True) == -1
-    assert report.resolve_budget(5, "testbed") == 5
-    monkeypatch.setenv(report.BUDGET_ENV, "3")
-    assert report.resolve_budget(None, "paper") == 3
-    assert report.resolve_budget(-1, "paper") == -1  # the parameter wins over the environment
-    monkeypatch.setenv(report.BUDGET_ENV, "many")
-    with pytest.raises(ValueError, match=report.BUDGET_ENV):
-        report.resolve_budget(None, "paper")
+    monkeypatch.delenv(BUDGET_ENV, raising=False)
+    assert resolve_budget(None, "paper") == -1
+    assert resolve_budget(None, "testbed") == 0
+    assert resolve_budget(None, "smoke") == -1
+    assert resolve_budget(None, "testbed", force=True) == -1
+    assert resolve_budget(5, "testbed") == 5
+    monkeypatch.setenv(BUDGET_ENV, "3")
+    assert resolve_budget(None, "paper") == 3
+    assert resolve_budget(-1, "paper") == -1  # the parameter wins over the environment
+    monkeypatch.setenv(BUDGET_ENV, "many")
+    with pytest.raises(ValueError, match=BUDGET_ENV):
+        resolve_budget(None, "paper")
 
 
 def test_analogous_domain():
-    assert report.analogous_domain(("art_painting", "cartoon", "photo", "sketch")) == "art_painting"
-    assert report.analogous_domain(("art", "clipart", "product", "real_world")) == "art"
-    assert report.analogous_domain(("photo", "sketch", "cartoon", "painting")) == "painting"
-    assert report.analogous_domain(("x", "y")) == "x"
+    assert analogous_domain(("art_painting", "cartoon", "photo", "sketch")) == "art_painting"
+    assert analogous_domain(("art", "clipart", "product", "real_world")) == "art"
+    assert analogous_domain(("photo", "sketch", "cartoon", "painting")) == "painting"
+    assert analogous_domain(("x", "y")) == "x"
 
 
 def test_paper_reference_and_variants():
-    paper = report.load_paper_numbers()
-    assert report.paper_reference("office_home", paper, 1) == "office_home"
-    assert report.paper_reference("pacs", paper, 1) == "mini_domainnet"
-    assert report.paper_reference("pacs", paper, 3) == "office_home"
-    assert report.paper_reference("mini_domainnet", paper, 4) == "office_home"
-    t2 = report.paper_for_variants(paper, 2, "office_home", report.TABLE2_VARIANTS)
-    assert t2.groupby("variant").size().to_dict() == {v.label: 9 for v in report.TABLE2_VARIANTS}
-    base = t2[(t2["variant"] == report.TABLE2_VARIANTS[0].label) & (t2["n_forget"] == 1) & (t2["metric"] == "h")]
+    paper = load_paper_numbers()
+    assert paper_reference("office_home", paper, 1) == "office_home"
+    assert paper_reference("pacs", paper, 1) == "mini_domainnet"
+    assert paper_reference("pacs", paper, 3) == "office_home"
+    assert paper_reference("mini_domainnet", paper, 4) == "office_home"
+    t2 = paper_for_variants(paper, 2, "office_home", plans.TABLE2_VARIANTS)
+    assert t2.groupby("variant").size().to_dict() == {v.label: 9 for v in plans.TABLE2_VARIANTS}
+    base = t2[(t2["variant"] == plans.TABLE2_VARIANTS[0].label) & (t2["n_forget"] == 1) & (t2["metric"] == "h")]
     assert base["value"].tolist() == [52.59]
-    t3 = report.paper_for_variants(paper, 3, "office_home", report.TABLE3_VARIANTS)
+    t3 = paper_for_variants(paper, 3, "office_home", plans.TABLE3_VARIANTS)
     mmd = t3[(t3["variant"] == "MMD only") & (t3["metric"] == "h")]
     assert mmd["value"].tolist() == [68.62]
-    assert [v.key for v in report.select_variants(report.TABLE2_VARIANTS, "adu,baseline")] == ["baseline", "adu"]
+    assert [v.key for v in plans.select_variants(plans.TABLE2_VARIANTS, "adu,baseline")] == ["baseline", "adu"]
     with pytest.raises(ValueError):
-        report.select_variants(report.TABLE2_VARIANTS, "nope")
+        plans.select_variants(plans.TABLE2_VARIANTS, "nope")
 
 
 def test_summary_table_averages_per_run_h():
@@ -120,7 +129,7 @@ def test_summary_table_averages_per_run_h():
         "metric": ["h", "mem", "h", "h"],
         "value": [69.96, 77.93, 30.46, 75.89],
     })
-    s = report.summary_table(runs, paper, keys=["n_forget", "variant"])
+    s = tables.summary_table(runs, paper, keys=["n_forget", "variant"])
     row = s[(s["n_forget"] == 1) & (s["variant"] == "ADU") & (s["metric"] == "h")].iloc[0]
     assert row["mean"] == pytest.approx(65.0)  # the mean of per-run H, not H(mean Mem, mean For)
     assert row["std"] == pytest.approx(math.sqrt(50.0))
@@ -134,7 +143,7 @@ def test_summary_table_averages_per_run_h():
     # rows keep the paper's order, then ours-only rows, and metrics in the asked order
     assert list(s["metric"][:3]) == ["h", "mem", "for"]
     assert list(dict.fromkeys(s["n_forget"])) == [1, 3, 2]
-    wide = report.display_table(s, ["n_forget", "variant"])
+    wide = tables.display_table(s, ["n_forget", "variant"])
     assert ("H", "paper") in wide.columns and ("H", "Δ") in wide.columns and ("", "n") in wide.columns
     assert wide.loc[(1, "ADU"), ("H", "ours")] == "65.00 ± 7.07"
     assert wide.loc[(1, "ADU"), ("H", "Δ")] == "-4.96"
@@ -142,28 +151,28 @@ def test_summary_table_averages_per_run_h():
 
 
 def test_summary_table_without_runs():
-    paper = report.load_paper_numbers()
+    paper = load_paper_numbers()
     p1 = paper[(paper["table"] == 1) & (paper["dataset"] == "office_home")].assign(
-        variant=lambda d: d["method"].map(report.METHOD_NAMES))
-    empty = pd.DataFrame(columns=report.RUN_COLUMNS)
-    s = report.summary_table(empty, p1, keys=["n_forget", "variant"])
+        variant=lambda d: d["method"].map(names.METHOD_NAMES))
+    empty = pd.DataFrame(columns=RUN_COLUMNS)
+    s = tables.summary_table(empty, p1, keys=["n_forget", "variant"])
     assert len(s) == len(p1) and (s["n"] == 0).all() and s["mean"].isna().all()
 
 
 def test_verdict_and_gap():
     s = pd.DataFrame({"n_forget": [1, 1, 2, 2], "variant": ["A", "B", "A", "B"], "metric": "h",
                       "mean": [70.0, 60.0, 50.0, 55.0], "paper": [1.0, 0.0, 1.0, 0.0]})
-    g = report.gap(s, "h", "A", "B")
+    g = facts.gap(s, "h", "A", "B")
     assert g == {1: pytest.approx(10.0), 2: pytest.approx(-5.0)}
-    assert report.verdict(g, [1, 2]) == "higher at |D_forget| = 1 but lower at 2"
-    assert report.verdict({1: 1.0}, [1, 2]).endswith("(only |D_forget| = 1 have runs)")
-    assert report.verdict({}, [1]) == "not measurable yet (no runs)"
-    assert report.verdict(report.gap(s, "h", "A", "B", column="paper"), [1, 2]) == "higher at every |D_forget| (1, 2)"
-    assert report.fmt(float("nan")) == "n/a" and report.fmt(1.234) == "1.23" and report.signed(2.0) == "+2.00"
+    assert facts.verdict(g, [1, 2]) == "higher at |D_forget| = 1 but lower at 2"
+    assert facts.verdict({1: 1.0}, [1, 2]).endswith("(only |D_forget| = 1 have runs)")
+    assert facts.verdict({}, [1]) == "not measurable yet (no runs)"
+    assert facts.verdict(facts.gap(s, "h", "A", "B", column="paper"), [1, 2]) == "higher at every |D_forget| (1, 2)"
+    assert facts.fmt(float("nan")) == "n/a" and facts.fmt(1.234) == "1.23" and facts.signed(2.0) == "+2.00"
 
 
 def test_protocol_table_lists_every_field():
-    table = report.protocol_table()
+    table = protocol.protocol_table()
     assert table["field"].tolist() == field_names()
     g = table.set_index("field")
     assert g.loc["gamma", "paper"].startswith("30")
@@ -172,7 +181,7 @@ def test_protocol_table_lists_every_field():
     assert g.loc["batch_size", "our choice [G]"] == "yes"
     assert g.loc["gamma", "our choice [G]"] == ""
     assert not g["testbed tier"].str.contains(str(REPO) + os.sep, regex=False).any()
-    opts = report.method_options_table()
+    opts = protocol.method_options_table()
     assert {"adu", "zeroshot"} <= set(opts["method"])
 
 
@@ -180,14 +189,14 @@ def test_protocol_table_lists_every_field():
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     """4 smoke runs (baseline, adu) x (sketch, photo+sketch), made in two budgeted calls; returns (root, statuses)."""
-    os.environ.pop(report.BUDGET_ENV, None)
+    os.environ.pop(BUDGET_ENV, None)
     root = tmp_path_factory.mktemp("results") / "smoke"
-    plan = report.plan_runs("synthetic", "smoke", report.method_variants(["baseline", "adu"]), SETS, (1,),
+    plan = plans.plan_runs("synthetic", "smoke", plans.method_variants(["baseline", "adu"]), SETS, (1,),
                             labels={"table": 1})
-    first = report.ensure_runs(plan, root, progress=False, max_new_runs=1)
-    plan = report.plan_runs("synthetic", "smoke", report.method_variants(["baseline", "adu"]), SETS, (1,),
+    first = ensure_runs(plan, root, progress=False, max_new_runs=1)
+    plan = plans.plan_runs("synthetic", "smoke", plans.method_variants(["baseline", "adu"]), SETS, (1,),
                             labels={"table": 1})
-    second = report.ensure_runs(plan, root, progress=False, max_new_runs=-1)
+    second = ensure_runs(plan, root, progress=False, max_new_runs=-1)
     return root, first, second
 
 
@@ -208,24 +217,24 @@ def test_runs_use_the_cli_layout_and_are_not_redone(results):
     assert len(runs) == 4 and set(runs["variant"]) == {"Baseline", "ADU"}
     assert set(runs["table"]) == {1} and sorted(runs["n_forget"]) == [1, 1, 2, 2]
     cfg = resolve_config(make_config("synthetic", "smoke", method="adu", forget=("sketch",), seed=1))
-    path = run_dir(root, cfg) / "run.json"
+    path = run_folder(root, cfg) / "run.json"
     assert str(path) in set(runs["path"])
     run = json.loads(path.read_text())
     row = runs[runs["path"] == str(path)].iloc[0]
     assert row["h"] == pytest.approx(run["metrics"]["h"]) and row["device"] == "cpu"
     mtime = path.stat().st_mtime_ns
-    plan = report.plan_runs("synthetic", "smoke", report.method_variants(["adu"]), [("sketch",)], (1,))
-    again = report.ensure_runs(plan, root, progress=False)
+    plan = plans.plan_runs("synthetic", "smoke", plans.method_variants(["adu"]), [("sketch",)], (1,))
+    again = ensure_runs(plan, root, progress=False)
     assert (again.trained, again.existed) == (0, 1) and path.stat().st_mtime_ns == mtime
 
 
 def test_force_reruns(results):
     root, _, _ = results
-    plan = report.plan_runs("synthetic", "smoke", report.method_variants(["baseline"]), [("sketch",)], (1,))
-    path = Path(report.ensure_runs(plan, root, progress=False).runs["path"].iloc[0])
+    plan = plans.plan_runs("synthetic", "smoke", plans.method_variants(["baseline"]), [("sketch",)], (1,))
+    path = Path(ensure_runs(plan, root, progress=False).runs["path"].iloc[0])
     before = json.loads(path.read_text())["provenance"]["finished_at"]
     mtime = path.stat().st_mtime_ns
-    forced = report.ensure_runs(plan, root, force=True, progress=False, max_new_runs=-1)
+    forced = ensure_runs(plan, root, force=True, progress=False, max_new_runs=-1)
     assert forced.trained == 1 and path.stat().st_mtime_ns != mtime
     assert json.loads(path.read_text())["provenance"]["finished_at"] >= before
 
@@ -233,11 +242,11 @@ def test_force_reruns(results):
 def test_shared_runs_are_trained_once_and_shown_in_each_table(results):
     root, _, _ = results
     # Table 2's baseline row and a method row of Table 1 are the same run (and so are ADU's rows)
-    plan = (report.plan_runs("synthetic", "smoke", [report.TABLE2_VARIANTS[0], report.TABLE2_VARIANTS[3]],
+    plan = (plans.plan_runs("synthetic", "smoke", [plans.TABLE2_VARIANTS[0], plans.TABLE2_VARIANTS[3]],
                              [("sketch",)], (1,), labels={"table": 2})
-            + report.plan_runs("synthetic", "smoke", report.method_variants(["baseline", "adu"]), [("sketch",)],
+            + plans.plan_runs("synthetic", "smoke", plans.method_variants(["baseline", "adu"]), [("sketch",)],
                                (1,), labels={"table": 1}))
-    status = report.ensure_runs(plan, root, progress=False, max_new_runs=0)
+    status = ensure_runs(plan, root, progress=False, max_new_runs=0)
     assert status.trained == 0 and status.existed == 2 and not status.missing
     assert len(status.runs) == 4 and status.runs["path"].nunique() == 2
     assert "**2 of 2 runs**" in status.message()
@@ -245,42 +254,42 @@ def test_shared_runs_are_trained_once_and_shown_in_each_table(results):
 
 def test_overrides_get_their_own_runs(results, tmp_path):
     root, _, _ = results
-    cfg_a = report.plan_runs("synthetic", "smoke", [report.TABLE2_VARIANTS[1]], [("sketch",)], (1,))[0].cfg
-    cfg_b = report.plan_runs("synthetic", "smoke", report.method_variants(["adu"]), [("sketch",)], (1,))[0].cfg
+    cfg_a = plans.plan_runs("synthetic", "smoke", [plans.TABLE2_VARIANTS[1]], [("sketch",)], (1,))[0].cfg
+    cfg_b = plans.plan_runs("synthetic", "smoke", plans.method_variants(["adu"]), [("sketch",)], (1,))[0].cfg
     assert cfg_a.ddl is False and cfg_b.ddl is True
-    assert run_dir(root, cfg_a) != run_dir(root, cfg_b)
-    cfg_c = report.plan_runs("synthetic", "smoke", report.method_variants(["adu"]), [("sketch",)], (1,),
+    assert run_folder(root, cfg_a) != run_folder(root, cfg_b)
+    cfg_c = plans.plan_runs("synthetic", "smoke", plans.method_variants(["adu"]), [("sketch",)], (1,),
                              epochs=1)[0].cfg
-    assert cfg_c.epochs == 1 and run_dir(root, cfg_c) != run_dir(root, cfg_b)
+    assert cfg_c.epochs == 1 and run_folder(root, cfg_c) != run_folder(root, cfg_b)
 
 
 def test_missing_weights_are_reported_not_run(tmp_path):
-    plan = report.plan_runs("synthetic", "smoke", report.method_variants(["adu"]), [("sketch",)], (1,),
+    plan = plans.plan_runs("synthetic", "smoke", plans.method_variants(["adu"]), [("sketch",)], (1,),
                             pretrained=str(tmp_path / "absent.pt"))
-    status = report.ensure_runs(plan, tmp_path / "res", progress=False, max_new_runs=-1)
+    status = ensure_runs(plan, tmp_path / "res", progress=False, max_new_runs=-1)
     assert status.trained == 0 and len(status.missing) == 1 and len(status.runs) == 0
-    assert list(status.runs.columns) == report.RUN_COLUMNS
+    assert list(status.runs.columns) == RUN_COLUMNS
     (reason,) = status.blocked
     assert "absent.pt" in reason and "does not exist" in reason
     assert "cannot run on this machine" in status.message("x")
-    assert "none yet" in report.provenance_banner(status)
-    assert "MISSING" in report.session_banner(plan[0].cfg)
+    assert "none yet" in provenance.provenance_banner(status)
+    assert "MISSING" in provenance.session_banner(plan[0].cfg)
 
 
 def test_provenance_banners(results):
     _, _, second = results
-    text = report.provenance_banner(second)
+    text = provenance.provenance_banner(second)
     assert "Runs shown: 4 run.json files" in text
     assert "cpu (4 runs)" in text and "adu-tiny (4 runs)" in text
     data_sha = json.loads(Path(second.runs["path"].iloc[0]).read_text())["provenance"]["data_sha256"]
     assert data_sha[:12] in text
-    session = report.session_banner(make_config("synthetic", "smoke"))
+    session = provenance.session_banner(make_config("synthetic", "smoke"))
     assert "Device: cpu" in session and "Code: adu-core" in session and data_sha in session
 
 
 def test_page_resolves_parameters(tmp_path, monkeypatch):
-    monkeypatch.delenv(report.BUDGET_ENV, raising=False)
-    pg = report.page("main_results", "synthetic", "smoke", seeds=2, epochs=1, results_root=tmp_path)
+    monkeypatch.delenv(BUDGET_ENV, raising=False)
+    pg = adu_book.page("main_results", "synthetic", "smoke", seeds=2, epochs=1, results_root=tmp_path)
     assert pg.seeds == (1, 2) and pg.overrides == {"epochs": 1} and pg.budget == -1
     assert pg.results_root == tmp_path.resolve()
     assert pg.command_params["epochs"] == 1 and pg.reference(1) == "mini_domainnet"
@@ -288,7 +297,7 @@ def test_page_resolves_parameters(tmp_path, monkeypatch):
     assert len(pg.forget("all", "1,2,3")) == 14 and pg.forget("Sketch", 1) == [("sketch",)]
     run, missing = pg.methods("all", ["adu", "no-such-method"])
     assert run == ["adu"] and missing == ["no-such-method"]
-    tb = report.page("main_results", "pacs", "testbed")
+    tb = adu_book.page("main_results", "pacs", "testbed")
     assert tb.budget == 0 and tb.results_root.name == "testbed"
 
 
@@ -296,20 +305,18 @@ def test_bars_vs_paper(results):
     import matplotlib
 
     matplotlib.use("Agg")
-    from adu_core import viz
-
     _, _, second = results
-    paper = report.load_paper_numbers()
+    paper = load_paper_numbers()
     p1 = paper[(paper["table"] == 1) & (paper["dataset"] == "mini_domainnet") & (paper["n_forget"] <= 2)]
-    p1 = p1.assign(variant=p1["method"].map(report.METHOD_NAMES))
-    grid = viz.bars_vs_paper(second.runs, p1, x="variant", row="n_forget", paper_label="paper (MDN)")
+    p1 = p1.assign(variant=p1["method"].map(names.METHOD_NAMES))
+    grid = plots.bars_vs_paper(second.runs, p1, x="variant", row="n_forget", paper_label="paper (MDN)")
     assert grid.axes.shape == (2, 3)
     ax = grid.axes[0, 0]
     assert ax.get_title() == "H · |D_forget| = 1"
     hatched = [p for p in ax.patches if p.get_hatch()]
     assert len(hatched) == 5  # the paper's five methods; ours are not hatched
     assert len([p for p in ax.patches if not p.get_hatch() and p.get_height() > 0]) == 2  # ours: Baseline, ADU
-    empty = viz.bars_vs_paper(second.runs.iloc[0:0], p1, x="variant", row="n_forget")
+    empty = plots.bars_vs_paper(second.runs.iloc[0:0], p1, x="variant", row="n_forget")
     assert empty.axes.shape == (2, 3)
     import matplotlib.pyplot as plt
 
@@ -317,12 +324,6 @@ def test_bars_vs_paper(results):
 
 
 # --- the notebooks ---------------------------------------------------------------------------------------------------------
-def test_notebooks_are_generated_from_the_script():
-    proc = subprocess.run([sys.executable, str(BOOK / "_build_notebooks.py"), "--check"], capture_output=True,
-                          text=True)
-    assert proc.returncode == 0, proc.stderr
-
-
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_structure(name):
     nb = nbformat.read(BOOK / f"{name}.ipynb", as_version=4)
@@ -375,10 +376,10 @@ def test_ensure_data_downloads_only_missing_folders(tmp_path, monkeypatch):
 
     calls = []
     monkeypatch.setattr(download, "download_dataset", lambda ds, progress=True: calls.append(ds.name))
-    report.ensure_data({("synthetic", None), ("pacs", str(tmp_path))}, progress=False)
+    ensure_data({("synthetic", None), ("pacs", str(tmp_path))}, progress=False)
     assert calls == ["pacs"]  # the synthetic set lives in process; PACS has no folder under tmp_path
     (tmp_path / "pacs").mkdir()
-    report.ensure_data({("pacs", str(tmp_path))}, progress=False)
+    ensure_data({("pacs", str(tmp_path))}, progress=False)
     assert calls == ["pacs"]
 
 
@@ -394,18 +395,18 @@ def test_paper_numbers_url_for_a_git_install(monkeypatch):
 
     info = {"url": "https://github.com/someone/adu-fork.git", "vcs_info": {"vcs": "git", "commit_id": "abc123"}}
     monkeypatch.setattr(metadata, "distribution", lambda name: Dist(json.dumps(info)))
-    assert report._installed_repo_file("book/paper_numbers.csv") == \
+    assert _installed_repo_file("book/paper_numbers.csv") == \
         "https://raw.githubusercontent.com/someone/adu-fork/abc123/book/paper_numbers.csv"
     monkeypatch.setattr(metadata, "distribution", lambda name: Dist(json.dumps({"url": "file:///src"})))
-    assert report._installed_repo_file("x") is None
+    assert _installed_repo_file("x") is None
 
 
 def test_grouped_runs_land_where_single_runs_do(results, tmp_path):
     """group_size > 1 trains compatible runs in one pass (adu_core.multirun) into the same run folders."""
     root, _, second = results
-    plan = report.plan_runs("synthetic", "smoke", report.method_variants(["baseline", "adu"]), SETS, (1,),
+    plan = plans.plan_runs("synthetic", "smoke", plans.method_variants(["baseline", "adu"]), SETS, (1,),
                             labels={"table": 1})
-    grouped = report.ensure_runs(plan, tmp_path / "smoke", progress=False, group_size=4)
+    grouped = ensure_runs(plan, tmp_path / "smoke", progress=False, group_size=4)
     assert grouped.trained == 4 and not grouped.missing
     single = second.runs.set_index(["variant", "forget"])
     for _, row in grouped.runs.iterrows():

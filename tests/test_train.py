@@ -170,11 +170,12 @@ def test_a_second_worker_waits_for_the_first_and_reuses_its_run(tmp_path):
 
 def test_ddl_can_read_the_class_token_before_the_projection(tmp_path):
     """ddl_feature=pre_projection: the domain head and MMD read the pooled token (encoder width), not the embedding."""
+    from adu_core.device import resolve_device
     from adu_core.methods import get_method
-    from adu_core.train import _device, build_env
+    from adu_core.train import build_env
 
     cfg = resolve_config(smoke(ddl_feature="pre_projection"))
-    _, env = build_env(cfg, _device(cfg))
+    _, env = build_env(cfg, resolve_device(cfg.device))
     method = get_method("adu")(env)
     assert method.domain_head.in_features == method.encoder.width != method.encoder.output_dim
     out = method(torch.randn(8, 3, env.image_size, env.image_size))
@@ -182,7 +183,7 @@ def test_ddl_can_read_the_class_token_before_the_projection(tmp_path):
     terms = method.loss(out, torch.randint(0, len(env.classnames), (8,)), torch.arange(8) % len(env.domains))
     terms["loss"].backward()
     assert method.encoder.prompts.grad is not None and method.encoder.prompts.grad.abs().sum() > 0
-    default = get_method("adu")(build_env(resolve_config(smoke()), _device(cfg))[1])
+    default = get_method("adu")(build_env(resolve_config(smoke()), resolve_device(cfg.device))[1])
     assert default.domain_head.in_features == default.encoder.output_dim
     result = run_experiment(smoke(ddl_feature="pre_projection", epochs=1), tmp_path / "pre", progress=False)
     assert result["config"]["ddl_feature"] == "pre_projection" and result["metrics"]["h"] >= 0
@@ -193,8 +194,8 @@ def test_auto_precision_uses_bf16_where_the_cpu_has_it(monkeypatch):
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(train, "cpu_has_bf16", lambda: True)
-    assert train._autocast_dtype(make_config("pacs"), cpu) is torch.bfloat16
-    assert train._autocast_dtype(make_config("synthetic"), cpu) is None  # the smoke tier pins fp32
+    assert train.autocast_dtype(make_config("pacs"), cpu) is torch.bfloat16
+    assert train.autocast_dtype(make_config("synthetic"), cpu) is None  # the smoke tier pins fp32
     monkeypatch.setattr(train, "cpu_has_bf16", lambda: False)
-    assert train._autocast_dtype(make_config("pacs"), cpu) is None
+    assert train.autocast_dtype(make_config("pacs"), cpu) is None
     assert train.precision_name(torch.bfloat16) == "bf16" and train.precision_name(None) == "fp32"

@@ -1,6 +1,6 @@
 """Plots for the book: ours (bars: mean over runs, error bars: sample std) beside the paper (hatched bars).
 
-The table pages' helper takes the per-run frame of :func:`adu_core.report.ensure_runs` and the tidy paper frame,
+The table pages' helper takes the per-run frame of :func:`adu_book.runs.ensure_runs` and the tidy paper frame,
 both already restricted to one table, and returns the seaborn ``FacetGrid`` (its ``.figure`` is the matplotlib figure). The
 analysis pages' helpers (sweeps, curves against shots or labelled fraction, t-SNE scatter grids, attention maps)
 return the matplotlib ``Figure``; with no runs they draw empty panels that say so.
@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .report import METRIC_NAMES
+from .names import METRIC_NAMES
 
-__all__ = ["OURS", "attention_grid", "bars_vs_paper", "embedding_grid", "fit_ylim", "long_with_paper",
-           "metric_lines", "sweep_lines"]
+__all__ = ["OURS", "attention_grid", "bars_vs_paper", "chance_line", "embedding_grid", "fit_ylim",
+           "long_with_paper", "metric_lines", "rollout_points", "sweep_lines"]
 
 OURS = "ours"
 
@@ -83,11 +83,18 @@ def bars_vs_paper(runs: pd.DataFrame, paper: pd.DataFrame, x: str, metrics: Sequ
     return grid
 
 
+def chance_line(grid: sns.FacetGrid, chance: float, n_bars: int) -> None:
+    """A dashed line at chance level (in %) in every panel of :func:`bars_vs_paper`'s grid, labelled at the right."""
+    for ax in grid.axes.flat:
+        ax.axhline(chance, color="0.2", linestyle="--", linewidth=1)
+        ax.text(n_bars - 0.5, chance + 1.5, "chance", ha="right", fontsize=8)
+
+
 def _pretty(name: str) -> str:
     return {"n_forget": "|D_forget|"}.get(name, name)
 
 
-# --- the analysis pages ----------------------------------------------------------------------------------------------------
+# --- the analysis pages -----------------------------------------------------------------------------------------------
 def _no_runs(ax, text: str = "no runs yet") -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
 
@@ -262,3 +269,19 @@ def attention_grid(images: np.ndarray, rows: Sequence[tuple[str, np.ndarray]], c
         ax.set_yticks([])
     fig.tight_layout()
     return fig
+
+
+def rollout_points(stats: pd.DataFrame) -> sns.FacetGrid:
+    """The attention page's statistics (:func:`adu_book.figures.rollout_frame`): per domain, each model's mean ±
+    sample std of the rollout entropy and of the top-10 % share, one panel per statistic."""
+    names = {"entropy": "entropy (1 = uniform)", "top10": "top-10 % share (0.1 = uniform)"}
+    long = stats.rename(columns=names).melt(id_vars=["model", "domain"], value_vars=list(names.values()),
+                                            var_name="statistic")
+    grid = sns.catplot(data=long, x="domain", y="value", hue="model", col="statistic", kind="point",
+                       errorbar="sd", dodge=0.3, linestyle="none", sharey=False, height=2.8, aspect=1.4,
+                       capsize=0.1, err_kws={"linewidth": 1})
+    grid.set_axis_labels("", "")
+    grid.set_titles("{col_name}")
+    for ax in grid.axes.flat:
+        ax.tick_params(axis="x", labelrotation=20)
+    return grid

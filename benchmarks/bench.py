@@ -1,4 +1,5 @@
-"""`adu bench`: training and evaluation throughput of the project's path against a naive reference loop.
+"""`python -m benchmarks.bench`: training and evaluation throughput of the project's path against a naive reference
+loop.
 
 Both paths train the same ADU model (deep prompts + InstaPG + DDL, paper settings clamped to the model's depth) in
 one process, interleaved, repeated; the figures are medians over the repeats.
@@ -19,24 +20,38 @@ report adds the achieved TFLOP/s against the device's bf16 peak. FLOPs are count
 the real step (forward, plus the backward pass autograd actually runs: gradients of activations through the frozen
 backbone and of the trainable prompt/InstaPG/head weights; attention is counted through the math backend because
 the counter does not know every fused kernel). On CPU the default model is the tiny ``adu-tiny`` (ratio only).
+
+This module imports the library (``adu_core``) and is never imported by it; run it from the repository root
+(``python -m benchmarks.bench --help``, or ``python benchmarks/bench.py --help``).
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import math
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # torch is imported where it is used: `adu --help` stays light
-    import torch
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from adu_core.backbones import load_clip
+from adu_core.config import RunConfig
+from adu_core.data.synthetic import SyntheticDataset
+from adu_core.device import resolve_device, synchronize
+from adu_core.evaluate import predict
+from adu_core.methods import RunEnv, get_method
+from adu_core.multirun import RunGroup, fit_group
+from adu_core.train import TrainData, Trainer, autocast_dtype
 
 # Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) from the vendors' data sheets; matched on the device name in
 # order, first match wins. T4 and V100 have no bf16 tensor cores: their fp16 peak is given, and bf16 runs slowly.
@@ -55,99 +70,82 @@ SYNC_OPS = frozenset({
 })
 
 
-def _dispatch_modes() -> dict[str, type]:
-    """The TorchDispatchMode subclasses, defined on first use so that `adu --help` does not import torch."""
-    if "HostSyncCounter" in globals():
-        return {"HostSyncCounter": globals()["HostSyncCounter"], "LiveMemoryTracker": globals()["LiveMemoryTracker"]}
-    import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
+class HostSyncCounter(TorchDispatchMode):
+    """Records the ops that would stall a CUDA stream waiting for the host, on any device (so tests run on CPU).
 
-    class HostSyncCounter(TorchDispatchMode):
-        """Records the ops that would stall a CUDA stream waiting for the host, on any device (so tests run on CPU).
+    Flags :data:`SYNC_OPS`, boolean-mask indexing (``x[mask]``, which computes ``nonzero``),
+    ``repeat_interleave`` without ``output_size``, and copies from an accelerator to the CPU.
+    """
 
-        Flags :data:`SYNC_OPS`, boolean-mask indexing (``x[mask]``, which computes ``nonzero``),
-        ``repeat_interleave`` without ``output_size``, and copies from an accelerator to the CPU.
-        """
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
 
-        def __init__(self) -> None:
-            super().__init__()
-            self.ops: list[str] = []
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = str(func.overloadpacket).replace("aten::", "aten.")
+        if not name.startswith("aten."):
+            name = f"aten.{func.overloadpacket.__name__}"
+        if name in SYNC_OPS:
+            self.ops.append(name)
+        elif name in ("aten.index", "aten.index_put", "aten.index_put_", "aten._index_put_impl_"):
+            indices = args[1] if len(args) > 1 else kwargs.get("indices", ())
+            if any(isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in indices or ()):
+                self.ops.append(f"{name}[bool mask]")
+        elif name == "aten.repeat_interleave" and kwargs.get("output_size") is None and len(args) < 4:
+            self.ops.append(name)
+        elif name in ("aten._to_copy", "aten.copy_"):
+            src = args[1] if name == "aten.copy_" else args[0]
+            dst_dev = kwargs.get("device") if name == "aten._to_copy" else args[0].device
+            if isinstance(src, torch.Tensor) and src.device.type != "cpu" and dst_dev is not None \
+                    and torch.device(dst_dev).type == "cpu":
+                self.ops.append(f"{name}[device->cpu]")
+        return func(*args, **kwargs)
 
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            name = str(func.overloadpacket).replace("aten::", "aten.")
-            if not name.startswith("aten."):
-                name = f"aten.{func.overloadpacket.__name__}"
-            if name in SYNC_OPS:
-                self.ops.append(name)
-            elif name in ("aten.index", "aten.index_put", "aten.index_put_", "aten._index_put_impl_"):
-                indices = args[1] if len(args) > 1 else kwargs.get("indices", ())
-                if any(isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in indices or ()):
-                    self.ops.append(f"{name}[bool mask]")
-            elif name == "aten.repeat_interleave" and kwargs.get("output_size") is None and len(args) < 4:
-                self.ops.append(name)
-            elif name in ("aten._to_copy", "aten.copy_"):
-                src = args[1] if name == "aten.copy_" else args[0]
-                dst_dev = kwargs.get("device") if name == "aten._to_copy" else args[0].device
-                if isinstance(src, torch.Tensor) and src.device.type != "cpu" and dst_dev is not None \
-                        and torch.device(dst_dev).type == "cpu":
-                    self.ops.append(f"{name}[device->cpu]")
-            return func(*args, **kwargs)
+class LiveMemoryTracker(TorchDispatchMode):
+    """Peak bytes of tensor storages allocated while active and still alive: ``max_memory_allocated`` on any device.
 
-    class LiveMemoryTracker(TorchDispatchMode):
-        """Peak bytes of tensor storages allocated while active and still alive: ``max_memory_allocated`` on any device.
+    Every op's outputs are recorded by storage (views count once) with a weak reference, so freed tensors drop out;
+    the peak is taken after every op. Not counted: storages that existed before (weights, the data set), kernels'
+    private workspaces, the caching allocator's rounding and the CUDA context.
+    """
 
-        Every op's outputs are recorded by storage (views count once) with a weak reference, so freed tensors drop out;
-        the peak is taken after every op. Not counted: storages that existed before (weights, the data set), kernels'
-        private workspaces, the caching allocator's rounding and the CUDA context.
-        """
+    def __init__(self) -> None:
+        super().__init__()
+        from torch.multiprocessing.reductions import StorageWeakRef
 
-        def __init__(self) -> None:
-            super().__init__()
-            from torch.multiprocessing.reductions import StorageWeakRef
+        self._ref = StorageWeakRef
+        self._preexisting: set[int] = set()
+        self.live: dict[int, tuple[Any, int]] = {}
+        self.current = 0
+        self.peak = 0
 
-            self._ref = StorageWeakRef
-            self._preexisting: set[int] = set()
-            self.live: dict[int, tuple[Any, int]] = {}
-            self.current = 0
-            self.peak = 0
+    def ignore(self, tensors: Sequence[torch.Tensor]) -> LiveMemoryTracker:
+        """Storages alive before the measured region (they are not allocations of it)."""
+        self._preexisting |= {t.untyped_storage().data_ptr() for t in tensors}
+        return self
 
-        def ignore(self, tensors: Sequence[torch.Tensor]) -> LiveMemoryTracker:
-            """Storages alive before the measured region (they are not allocations of it)."""
-            self._preexisting |= {t.untyped_storage().data_ptr() for t in tensors}
-            return self
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            flat = out if isinstance(out, tuple | list) else (out,)
-            for t in flat:
-                if isinstance(t, torch.Tensor) and t.device.type != "meta":
-                    storage = t.untyped_storage()
-                    ptr, nbytes = storage.data_ptr(), storage.nbytes()
-                    if nbytes and ptr not in self._preexisting:
-                        known = self.live.get(ptr)
-                        if known is None or known[0].expired():
-                            self.live[ptr] = (self._ref(storage), nbytes)
-            dead = [k for k, (ref, _) in self.live.items() if ref.expired()]
-            for k in dead:
-                del self.live[k]
-            self.current = sum(n for _, n in self.live.values())
-            self.peak = max(self.peak, self.current)
-            return out
-
-    globals().update(HostSyncCounter=HostSyncCounter, LiveMemoryTracker=LiveMemoryTracker)
-    return {"HostSyncCounter": HostSyncCounter, "LiveMemoryTracker": LiveMemoryTracker}
-
-
-def __getattr__(name: str):
-    if name in ("HostSyncCounter", "LiveMemoryTracker"):
-        return _dispatch_modes()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        flat = out if isinstance(out, tuple | list) else (out,)
+        for t in flat:
+            if isinstance(t, torch.Tensor) and t.device.type != "meta":
+                storage = t.untyped_storage()
+                ptr, nbytes = storage.data_ptr(), storage.nbytes()
+                if nbytes and ptr not in self._preexisting:
+                    known = self.live.get(ptr)
+                    if known is None or known[0].expired():
+                        self.live[ptr] = (self._ref(storage), nbytes)
+        dead = [k for k, (ref, _) in self.live.items() if ref.expired()]
+        for k in dead:
+            del self.live[k]
+        self.current = sum(n for _, n in self.live.values())
+        self.peak = max(self.peak, self.current)
+        return out
 
 
 def peak_bf16_tflops(device: torch.device) -> tuple[float | None, str]:
     """(dense bf16 peak TFLOP/s, device name); None when unknown (CPU, or a GPU not in the table)."""
-    import torch
     if device.type != "cuda":
         return None, _cpu_name()
     name = torch.cuda.get_device_name(device)
@@ -158,7 +156,6 @@ def peak_bf16_tflops(device: torch.device) -> tuple[float | None, str]:
 
 
 def _cpu_name() -> str:
-    import torch
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -172,7 +169,7 @@ def _cpu_name() -> str:
 
 @dataclass
 class BenchOptions:
-    """What `adu bench` measures; every field is a CLI flag."""
+    """What the benchmark measures; every field is a command-line flag."""
 
     model: str = "auto"  # open_clip architecture; auto = ViT-B-16 on CUDA, adu-tiny on CPU
     device: str = "auto"
@@ -194,45 +191,25 @@ class BenchOptions:
     peak_tflops: float | None = None  # override the device's bf16 peak
 
 
-def resolve_device(name: str) -> torch.device:
-    import torch
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but no CUDA GPU is visible")
-    return torch.device(name)
-
-
 def bench_config(model: str, layers: int, batch: int, precision: str = "auto", **overrides: Any):
     """The paper tier's ADU settings (8 prompt tokens, InstaPG, DDL), prompt depth clamped to the encoder."""
-    from .config import RunConfig
-
     return RunConfig(dataset="synthetic", forget=("d1",), method="adu", backbone=model, batch_size=batch,
                      epochs=1, warmup_epochs=0, prompt_depth=min(9, layers - 1), precision=precision, **overrides)
 
 
 def bench_env(clip, tokenizer, cfg, device: torch.device, n_classes: int, n_domains: int = 4, seed: int = 0):
     """A RunEnv over ``n_classes`` random unit text features and ``n_domains`` domains (speed ignores values)."""
-    import torch
-
-    from .methods import RunEnv
-    from .train import _autocast_dtype
-
     gen = torch.Generator().manual_seed(seed)
     text = torch.nn.functional.normalize(torch.randn(n_classes, clip.text_projection.shape[1], generator=gen), dim=-1)
     return RunEnv(cfg=cfg, clip=clip, tokenizer=tokenizer, classnames=tuple(f"c{i}" for i in range(n_classes)),
                   text_features=text.to(device), domains=tuple(f"d{i}" for i in range(n_domains)),
                   forget_idx=tuple(sorted(int(d[1:]) for d in cfg.forget)),
-                  device=device, autocast_dtype=_autocast_dtype(cfg, device),
+                  device=device, autocast_dtype=autocast_dtype(cfg, device),
                   mean=tuple(clip.visual.preprocess_cfg["mean"]), std=tuple(clip.visual.preprocess_cfg["std"]),
                   image_size=int(clip.visual.image_size[0]))
 
 
 def make_method(env, seed: int = 0):
-    import torch
-
-    from .methods import get_method
-
     torch.manual_seed(seed)
     return get_method(env.cfg.method)(env).to(env.device)
 
@@ -240,10 +217,6 @@ def make_method(env, seed: int = 0):
 def synthetic_train_data(n: int, size: int, n_domains: int, n_classes: int, device: torch.device, seed: int = 0,
                          mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.25, 0.25, 0.25)):
     """uint8 images on ``device`` with balanced domains and random labels (content does not change speed)."""
-    import torch
-
-    from .train import TrainData
-
     gen = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=gen)
     domains = (torch.arange(n) % n_domains).to(device)
@@ -253,8 +226,6 @@ def synthetic_train_data(n: int, size: int, n_domains: int, n_classes: int, devi
 
 def write_image_files(folder: Path, n: int, px: int, seed: int = 0) -> list[Path]:
     """``n`` JPEG files of ``px`` x ``px`` (textured synthetic renders, JPEG quality 90), like a dataset on disk."""
-    from .data.synthetic import SyntheticDataset
-
     ds = SyntheticDataset(image_size=px, seed=seed, n_train=max(1, math.ceil(n / 24)))
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -283,21 +254,13 @@ class FileImages:
         return self.transform(image), (i * 7) % self.n_classes, i % self.n_domains
 
 
-def _sync(device: torch.device) -> None:
-    import torch
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _reset_peak(device: torch.device) -> None:
-    import torch
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
 
 
 def _peak(device: torch.device) -> int | None:
-    import torch
     return int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
 
 
@@ -316,15 +279,13 @@ def math_attention() -> Iterator[None]:
 
 def ours_epoch(method, env, data, cfg, ckpt_dir: Path) -> float:
     """Seconds of one epoch of the project's trainer (``cfg.epochs`` must be 1)."""
-    from .train import Trainer
-
     ckpt = ckpt_dir / "checkpoint.pt"
     ckpt.unlink(missing_ok=True)
     trainer = Trainer(cfg, env, data, ckpt, progress=False)
-    _sync(env.device)
+    synchronize(env.device)
     t0 = time.perf_counter()
     trainer.fit_gradient(method)
-    _sync(env.device)
+    synchronize(env.device)
     elapsed = time.perf_counter() - t0
     ckpt.unlink(missing_ok=True)
     return elapsed
@@ -334,7 +295,6 @@ class NaiveTrainer:
     """The reference loop: file decoding in a DataLoader, fp32, math attention, ``.item()`` every step."""
 
     def __init__(self, method, env, loader: torch.utils.data.DataLoader, lr: float = 0.0025) -> None:
-        import torch
         self.method, self.env = method, env
         params = [p for p in method.parameters() if p.requires_grad]
         self.opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=5e-4)
@@ -353,7 +313,7 @@ class NaiveTrainer:
         """Run ``n`` steps; returns (seconds, images)."""
         device, method, images_done = self.env.device, self.method, 0
         method.train()
-        _sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         for _ in range(n):
             images, labels, domains = self._next()
@@ -369,15 +329,14 @@ class NaiveTrainer:
             for k, v in summary.items():
                 self.meters.setdefault(k, []).append(v)
             images_done += len(images)
-        _sync(device)
+        synchronize(device)
         return time.perf_counter() - t0, images_done
 
 
 def naive_eval(method, env, loader) -> tuple[float, int]:
-    import torch
     device = env.device
     method.eval()
-    _sync(device)
+    synchronize(device)
     t0 = time.perf_counter()
     n, correct = 0, 0
     with torch.no_grad(), math_attention():
@@ -386,8 +345,55 @@ def naive_eval(method, env, loader) -> tuple[float, int]:
             pred = out.logits.cpu().argmax(-1)
             correct += int((pred == labels).sum().item())
             n += len(images)
-    _sync(device)
+    synchronize(device)
     return time.perf_counter() - t0, n
+
+
+# --------------------------------------------------------------------------------------------------------------
+# several runs in one pass
+
+
+def bench_group(clip, tokenizer, cfg, device: torch.device, runs: int, data, n_classes: int, repeats: int,
+                tmp: Path, seed: int = 0) -> dict[str, Any]:
+    """Images/s of ``runs`` runs trained one after another vs in one pass (epochs of ``data``, interleaved): the
+    grouped trainer of :mod:`adu_core.multirun` against the single-run trainer."""
+    forgets = [(f"d{r % 4}",) for r in range(runs)]
+    cfgs = [replace(cfg, forget=f, seed=seed + r) for r, f in enumerate(forgets)]
+    envs = [bench_env(clip, tokenizer, c, device, n_classes, seed=seed) for c in cfgs]
+    single = [make_method(e, c.seed) for e, c in zip(envs, cfgs, strict=True)]
+    grouped = RunGroup([make_method(e, c.seed) for e, c in zip(envs, cfgs, strict=True)])
+
+    def one_pass() -> float:
+        trainers = []
+        for r, (c, e) in enumerate(zip(cfgs, envs, strict=True)):
+            ckpt = tmp / f"group{r}.pt"
+            ckpt.unlink(missing_ok=True)
+            trainers.append(Trainer(c, e, data, ckpt, progress=False))
+        synchronize(device)
+        t0 = time.perf_counter()
+        fit_group(grouped, trainers, checkpoint_every_s=0.0)
+        synchronize(device)
+        return time.perf_counter() - t0
+
+    def sequential() -> float:
+        return sum(ours_epoch(m, e, data, c, tmp) for m, e, c in zip(single, envs, cfgs, strict=True))
+
+    one_pass()
+    sequential()
+    seq_t, grp_t, peak = [], [], 0
+    for _ in range(repeats):
+        seq_t.append(sequential())
+        _reset_peak(device)
+        grp_t.append(one_pass())
+        peak = max(peak, _peak(device) or 0)
+    images = runs * len(data.images)
+    out = {"runs": runs, "batch_per_run": cfg.batch_size,
+           "sequential_images_per_s": images / statistics.median(seq_t),
+           "grouped_images_per_s": images / statistics.median(grp_t),
+           "ratio_runs": [s / g for s, g in zip(seq_t, grp_t, strict=True)],
+           "grouped_peak_memory_bytes": peak if device.type == "cuda" else None}
+    out["ratio"] = out["grouped_images_per_s"] / out["sequential_images_per_s"]
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -418,7 +424,6 @@ def saved_activation_bytes(method, images: torch.Tensor, labels: torch.Tensor, d
     The pattern of :func:`adu_core.prompting.instapg_memory_per_image`, over the whole method and its loss.
     Casts of the frozen weights that autocast saves for backward count: they are real memory on a GPU too.
     """
-    import torch
     seen: dict[int, int] = {}
     weights = {p.untyped_storage().data_ptr() for p in method.parameters()}
     weights |= {b.untyped_storage().data_ptr() for b in method.buffers()}
@@ -445,11 +450,10 @@ def saved_activation_bytes(method, images: torch.Tensor, labels: torch.Tensor, d
 def step_memory(method, trainer, idx: torch.Tensor, opt, steps: int = 2) -> int:
     """Peak bytes allocated by the last of ``steps`` training steps (grads, activations, temporaries; the momentum
     buffers exist from the first step on and count as persistent state)."""
-    import torch
     gen = torch.Generator(device=trainer.env.device).manual_seed(0)
     method.train()
     for i in range(steps):
-        tracker = _dispatch_modes()["LiveMemoryTracker"]().ignore(
+        tracker = LiveMemoryTracker().ignore(
             [p for p in method.parameters()] + [b for b in method.buffers()]
             + [s for st in opt.state.values() for s in st.values() if isinstance(s, torch.Tensor)])
         ctx = tracker if i == steps - 1 else contextlib.nullcontext()
@@ -477,11 +481,6 @@ def memory_report(model: str = "ViT-B-16", device: str = "auto", batch: int = 32
     ``torch.cuda.max_memory_allocated``. ``budget_gib``: what a 16 GB card leaves to PyTorch's allocator after the
     CUDA context and cuBLAS workspaces (about 14.5 GiB of a T4's 15 GiB).
     """
-    import torch
-
-    from .backbones import load_clip
-    from .train import Trainer
-
     log = log or (lambda _msg: None)
     dev = resolve_device(device)
     torch.manual_seed(0)
@@ -563,10 +562,8 @@ def _measure_cuda(method, env, cfg, batches: Sequence[int], n_train: int, size: 
 
 def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time both paths (interleaved, ``opts.repeats`` times) and return one JSON-ready dict."""
-    import torch
     from torch.utils.data import DataLoader
 
-    from .backbones import load_clip
 
     log = log or (lambda _msg: None)
     device = resolve_device(opts.device)
@@ -640,8 +637,6 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> d
             result["eval"] = _bench_eval(ours, naive, env, naive_env, paths, eval_tf, n_eval, opts, workers, size,
                                          log)
         if opts.runs > 1:
-            from .multirun import bench_group
-
             log(f"multi-run: {opts.runs} runs in one pass vs one after another")
             result["multirun"] = bench_group(clip, tokenizer, cfg, device, opts.runs, data, opts.n_classes,
                                              opts.repeats, tmp_path, seed=opts.seed)
@@ -676,10 +671,6 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> d
 
 def _checkpoint_seconds(method, env, data, cfg, tmp: Path, repeats: int = 3) -> float:
     """Median seconds of one epoch checkpoint (trainable state + SGD momentum), which the trainer writes per epoch."""
-    import torch
-
-    from .train import Trainer
-
     trainer = Trainer(cfg, env, data, tmp / "ckpt_timing.pt", progress=False)
     params = [p for p in method.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=0.0, momentum=0.9)
@@ -689,7 +680,7 @@ def _checkpoint_seconds(method, env, data, cfg, tmp: Path, repeats: int = 3) -> 
     method.zero_grad(set_to_none=True)
     times = []
     for _ in range(repeats):
-        _sync(env.device)
+        synchronize(env.device)
         t0 = time.perf_counter()
         trainer._save(method, opt, 1)
         times.append(time.perf_counter() - t0)
@@ -699,10 +690,8 @@ def _checkpoint_seconds(method, env, data, cfg, tmp: Path, repeats: int = 3) -> 
 
 def _bench_eval(ours, naive, env, naive_env, paths, eval_tf, n_eval: int, opts: BenchOptions, workers: int,
                 size: int, log: Callable[[str], None]) -> dict[str, Any]:
-    import torch
     from torch.utils.data import DataLoader
 
-    from .evaluate import predict
 
     device = env.device
     gen = torch.Generator().manual_seed(opts.seed + 1)
@@ -717,10 +706,10 @@ def _bench_eval(ours, naive, env, naive_env, paths, eval_tf, n_eval: int, opts: 
         s, n = naive_eval(naive, naive_env, loader)
         naive_rates.append(n / s)
         _reset_peak(device)
-        _sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         predict(ours, env, test, mean, std, opts.eval_batch)
-        _sync(device)
+        synchronize(device)
         ours_rates.append(n_eval / (time.perf_counter() - t0))
         ours_peak = max(ours_peak, _peak(device) or 0)
     out = {"naive_images_per_s": statistics.median(naive_rates), "ours_images_per_s": statistics.median(ours_rates),
@@ -760,10 +749,10 @@ def grid_estimate(train_images_per_s: float, eval_images_per_s: float, *, epochs
 # CLI
 
 
-def add_parser(subparsers) -> None:
+def build_parser() -> argparse.ArgumentParser:
     d = BenchOptions()
-    p = subparsers.add_parser(
-        "bench", help="time training steps and evaluation: our path against a naive reference loop",
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench",
         description=__doc__.split("\n\n")[0] + " Prints a summary, or one JSON object with --json.")
     p.add_argument("--json", action="store_true", help="print one JSON object (and nothing else on stdout)")
     p.add_argument("--model", default=d.model, help="open_clip architecture; auto = ViT-B-16 on CUDA, adu-tiny on CPU")
@@ -783,28 +772,29 @@ def add_parser(subparsers) -> None:
     p.add_argument("--runs", type=int, default=d.runs, help="also time R runs in one pass vs one after another")
     p.add_argument("--peak-tflops", type=float, default=None, help="the device's bf16 peak, if not in the table")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: leave as is)")
-    p.set_defaults(func=_cmd_bench)
+    return p
 
 
-def _cmd_bench(args) -> int:
-    import sys
-
-    import torch
-
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; exit code 2 with one line on stderr for bad sizes or a device that is not there."""
+    args = build_parser().parse_args(argv)
     opts = BenchOptions(model=args.model, device=args.device, batch=args.batch, steps=args.steps,
                         naive_steps=args.naive_steps, naive_batch=args.naive_batch, repeats=args.repeats,
                         workers=args.workers, file_px=args.file_px, compile=args.compile, precision=args.precision,
                         eval_images=args.eval_images, eval_batch=args.eval_batch, eval=not args.no_eval,
                         runs=args.runs, peak_tflops=args.peak_tflops)
     if min(opts.batch, opts.steps, opts.naive_steps, opts.naive_batch, opts.repeats) < 1:
-        raise ValueError("--batch, --steps, --naive-steps, --naive-batch and --repeats must be >= 1")
+        print("bench: error: --batch, --steps, --naive-steps, --naive-batch and --repeats must be >= 1",
+              file=sys.stderr)
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = run_bench(opts, log=lambda msg: print(f"adu bench: {msg}", file=sys.stderr))
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    print(format_summary(result))
+    try:
+        result = run_bench(opts, log=lambda msg: print(f"bench: {msg}", file=sys.stderr))
+    except ValueError as err:  # e.g. --device cuda without a GPU
+        print(f"bench: error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(result) if args.json else format_summary(result))
     return 0
 
 
@@ -834,3 +824,7 @@ def format_summary(r: dict[str, Any]) -> str:
         lines.append(f"multi  {m['runs']} runs: one after another {m['sequential_images_per_s']:.1f} img/s, "
                      f"in one pass {m['grouped_images_per_s']:.1f} img/s, ratio {m['ratio']:.2f}x")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

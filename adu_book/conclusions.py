@@ -1,0 +1,269 @@
+"""What each page's closing paragraph says: its glued facts, one function per page of ``book/``.
+
+Every function returns ``{name: text}`` for the ``{glue:text}`name``` references of its page's prose; the page glues
+them with :func:`adu_book.facts.glue_all`. Numbers come from the page's own tables and runs, never from typing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from adu_core.data import get_dataset
+
+from .facts import describe_curve, describe_levels, fmt, gap, mean_of, plateau, signed, trend_after_peak, verdict
+from .grids import LABELLERS, SWEEPS, SweepPoint, orders, split_reference
+from .names import METHOD_NAMES, dataset_name
+from .plans import TABLE2_VARIANTS, TABLE3_VARIANTS, forget_text
+from .runs import RunStatus, count_runs
+
+__all__ = ["ablation", "attention", "domain_accuracy", "main_results", "pseudo_labels", "sensitivity",
+           "sensitivity_counts", "shots", "tsne"]
+
+NAN = math.nan
+BEFORE = METHOD_NAMES["zeroshot"]  # "before unlearning" on the figure pages
+
+
+# --- the tables' pages ------------------------------------------------------------------------------------------------
+def main_results(pg, summary: pd.DataFrame, runs: pd.DataFrame, ref: str, sizes: Sequence[int]) -> dict[str, str]:
+    """Table 1: ADU against the Baseline, in the paper and in ours (H, For, Mem; averaged over |D_forget|)."""
+    ours, theirs = ({m: gap(summary, m, "ADU", "Baseline", column=column) for m in ("h", "for", "mem")}
+                    for column in ("mean", "paper"))
+    than_baseline = ("higher than the Baseline's", "lower than the Baseline's")
+    return {
+        "main_ref": dataset_name(ref),
+        "main_dataset": dataset_name(pg.dataset),
+        "main_tier": pg.tier,
+        "main_n_runs": str(count_runs(runs)),
+        "main_paper_h_gain": fmt(mean_of(theirs["h"])),
+        "main_paper_for_gain": signed(mean_of(theirs["for"])),
+        "main_paper_mem_change": signed(mean_of(theirs["mem"])),
+        "main_paper_verdict": verdict(theirs["h"], sizes, *than_baseline),
+        "main_verdict": verdict(ours["h"], sizes, *than_baseline),
+        "main_h_gain": signed(mean_of(ours["h"])),
+        "main_for_gain": signed(mean_of(ours["for"])),
+        "main_mem_change": signed(mean_of(ours["mem"])),
+    }
+
+
+def ablation(pg, summary2: pd.DataFrame, summary3: pd.DataFrame, runs: pd.DataFrame, ref2: str, ref3: str,
+             sizes2: Sequence[int]) -> dict[str, str]:
+    """Tables 2 and 3: each component's change in H against the row without it, in the paper and in ours."""
+    def avg_gap(summary, a, b, column):
+        return mean_of(gap(summary, "h", a, b, column=column))
+
+    labels2 = {v.key: v.label for v in TABLE2_VARIANTS}
+    labels3 = {v.key: v.label for v in TABLE3_VARIANTS}
+    facts = {
+        "abl_ref2": dataset_name(ref2),
+        "abl_ref3": dataset_name(ref3),
+        "abl_dataset": dataset_name(pg.dataset),
+        "abl_n_runs": str(count_runs(runs)),
+    }
+    for key in ("instapg_only", "ddl_only", "adu"):
+        for column, who in (("paper", "paper"), ("mean", "ours")):
+            facts[f"abl_{who}_{key}"] = signed(avg_gap(summary2, labels2[key], labels2["baseline"], column))
+    for key in ("mmd_only", "ce_only", "adu"):
+        for column, who in (("paper", "paper"), ("mean", "ours")):
+            facts[f"abl3_{who}_{key}"] = signed(avg_gap(summary3, labels3[key], labels3["instapg_only"], column))
+    than_ddl = ("higher than with DDL alone", "lower than with DDL alone")
+    for column, who in (("paper", "paper"), ("mean", "ours")):
+        both_vs_ddl = gap(summary2, "h", labels2["adu"], labels2["ddl_only"], column=column)
+        facts[f"abl_{who}_both_vs_ddl"] = verdict(both_vs_ddl, sizes2, *than_ddl)
+    return facts
+
+
+def domain_accuracy(pg, summary: pd.DataFrame, runs: pd.DataFrame, ref: str, sets: Sequence[Sequence[str]],
+                    chance: float) -> dict[str, str]:
+    """Table 4: domain accuracy before unlearning, after the Baseline and after ADU (probe, and ADU's head)."""
+    def value(method, metric, column):
+        row = summary[(summary["variant"] == METHOD_NAMES[method]) & (summary["metric"] == metric)]
+        return float(row[column].iloc[0]) if len(row) and pd.notna(row[column].iloc[0]) else NAN
+
+    facts = {"dom_chance": fmt(chance, 1), "dom_n_domains": str(len(pg.domains)),
+             "dom_paper_chance": fmt(100.0 / len(get_dataset(ref).domains), 1),
+             "dom_dataset": dataset_name(pg.dataset),
+             "dom_forget": forget_text(sets),
+             "dom_n_runs": str(count_runs(runs))}
+    for m in ("zeroshot", "baseline", "adu"):
+        facts[f"dom_paper_{m}"] = fmt(value(m, "domain_acc", "paper"))
+        facts[f"dom_probe_{m}"] = fmt(value(m, "domain_acc", "mean"))
+    facts["dom_head_adu"] = fmt(value("adu", "domain_acc_head", "mean"))
+    ours_gap = value("adu", "domain_acc", "mean") - value("baseline", "domain_acc", "mean")
+    facts["dom_verdict"] = ("not measurable yet (no runs)" if pd.isna(ours_gap) else
+                            ("higher" if ours_gap > 0 else "not higher") + f" than the Baseline's "
+                            f"({signed(ours_gap)} points)")
+    return facts
+
+
+# --- the analyses' pages ----------------------------------------------------------------------------------------------
+def sensitivity_counts(points: Mapping[str, Sequence[SweepPoint]], sets: Sequence[Sequence[str]],
+                       status: RunStatus) -> dict[str, str]:
+    """The sensitivity page's grid: distinct configurations, forget sets and runs in all."""
+    return {"sens_n_points": str(len({p.overrides for pts in points.values() for p in pts})),
+            "sens_n_sets": str(len(sets)),
+            "sens_n_planned": str(status.n_unique)}
+
+
+def sensitivity(pg, runs: pd.DataFrame, points: Mapping[str, Sequence[SweepPoint]], sets: Sequence[Sequence[str]],
+                plateau_tol: float) -> dict[str, str]:
+    """Each sweep's curve of H, and where the γ and λ curves settle (the paper's only statement)."""
+    grid = orders(points)
+
+    def curve(sweep):
+        labels = grid.get(sweep, [])
+        if not len(runs):
+            return labels, [NAN] * len(labels)
+        h = runs[runs["sweep"] == sweep].groupby("setting")["h"].mean()
+        return labels, [h.get(v, NAN) for v in labels]
+
+    def settles(sweep, symbol):
+        labels, values = curve(sweep)
+        if sweep not in points or all(pd.isna(v) for v in values):
+            return "cannot be judged yet (no runs)"
+        start = plateau(labels, values, plateau_tol)
+        if start is None:
+            return f"does not stay within {plateau_tol:g} points anywhere along the grid"
+        return f"stays within {plateau_tol:g} points from {symbol} = {start} on"
+
+    symbols = {"gamma": "γ = ", "lam": "λ = ", "prompt_depth": "depth ", "n_ctx": "", "mmd_kernel": "",
+               "instapg": "", "epochs": ""}
+    units = {"n_ctx": " tokens", "epochs": " epochs"}
+    facts = {
+        "sens_dataset": dataset_name(pg.dataset),
+        "sens_forget": forget_text(sets),
+        "sens_n_runs": str(count_runs(runs)),
+        "sens_default_h": fmt(runs.loc[runs["default"].astype(bool), "h"].drop_duplicates().mean()
+                              if len(runs) else NAN),
+        "sens_gamma_settles": settles("gamma", "γ"),
+        "sens_lam_settles": settles("lam", "λ"),
+    }
+    for s in SWEEPS:
+        labels, values = curve(s)
+        if s not in points:
+            facts[f"sens_{s}"] = "not swept in this execution"
+        elif s in ("mmd_kernel", "instapg"):
+            facts[f"sens_{s}"] = describe_levels(labels, values)
+        else:
+            facts[f"sens_{s}"] = describe_curve(labels, values, symbols[s], units.get(s, ""))
+    return facts
+
+
+def shots(pg, runs: pd.DataFrame, ks: Sequence[int], sets: Sequence[Sequence[str]]) -> dict[str, str]:
+    """H against the number of shots for the Baseline and ADU (and where it peaks), and zero-shot CLIP's H."""
+    trained, refs = split_reference(runs)
+
+    def curve(method, metric="h"):
+        part = trained[trained["variant"] == METHOD_NAMES.get(method, method)] if len(trained) else trained
+        mean = part.groupby("shots")[metric].mean() if len(part) else pd.Series(dtype=float)
+        return ks, [mean.get(k, NAN) for k in ks]
+
+    facts = {
+        "shots_dataset": dataset_name(pg.dataset),
+        "shots_forget": forget_text(sets),
+        "shots_n_runs": str(count_runs(runs)),
+        "shots_zeroshot_h": fmt(refs["h"].mean() if len(refs) else NAN),
+    }
+    for m in ("baseline", "adu"):
+        facts[f"shots_{m}_h"] = describe_curve(*curve(m), unit=" shots")
+        facts[f"shots_{m}_peak"] = trend_after_peak(*curve(m), unit=" shots")
+    return facts
+
+
+def pseudo_labels(pg, runs: pd.DataFrame, fracs: Sequence[float], sets: Sequence[Sequence[str]]) -> dict[str, str]:
+    """ADU's H against the labelled fraction for each labeller, and the pseudo-labels' own accuracy."""
+    def curve(labeller, metric="h", method="adu"):
+        part = runs[(runs["labeller"] == labeller) & (runs["method"] == method)] if len(runs) else runs
+        mean = part.groupby("fraction")[metric].mean() if len(part) else pd.Series(dtype=float)
+        xs = [f for f in fracs if f in mean.index]
+        return [f"{f:g}" for f in xs], [mean[f] for f in xs]
+
+    def acc_range(labeller):
+        _, values = curve(labeller, "pseudo_label_acc")
+        values = [v for v in values if pd.notna(v)]
+        if not values:
+            return "not measurable yet (no runs with missing labels)"
+        return f"{min(values):.2f}%" if len(values) == 1 else f"{min(values):.2f}% to {max(values):.2f}%"
+
+    full = runs[(runs["fraction"] == 1.0) & (runs["method"] == "adu")] if len(runs) else runs
+    facts = {
+        "pl_dataset": dataset_name(pg.dataset),
+        "pl_forget": forget_text(sets),
+        "pl_n_runs": str(count_runs(runs)),
+        "pl_full_h": fmt(full["h"].drop_duplicates().mean() if len(full) else NAN),
+    }
+    for labeller in LABELLERS:
+        facts[f"pl_{labeller}_h"] = describe_curve(*curve(labeller), what="fraction ")
+        facts[f"pl_{labeller}_acc"] = acc_range(labeller)
+    return facts
+
+
+# --- the figures' pages -----------------------------------------------------------------------------------------------
+def _after(run_methods: Sequence[str]) -> str:
+    """The unlearned model a figure page's conclusion speaks of: the last one shown."""
+    return METHOD_NAMES.get(run_methods[-1], run_methods[-1]) if run_methods else ""
+
+
+def _why_not(fm: Any) -> str:
+    return "; ".join(fm.reasons.values() or ["no runs"])
+
+
+def tsne(pg, score_table: pd.DataFrame, panels: Sequence[tuple[str, pd.DataFrame]], fm: Any,
+         run_methods: Sequence[str], sets: Sequence[Sequence[str]]) -> dict[str, str]:
+    """Silhouette scores by domain and by class, before and after unlearning."""
+    def score(model, what):
+        return float(score_table.loc[model, what]) if model in score_table.index else NAN
+
+    after = _after(run_methods)
+    d_gap = score(after, "domains") - score(BEFORE, "domains")
+    return {
+        "tsne_dataset": dataset_name(pg.dataset),
+        "tsne_forget": "+".join(sets[0]),
+        "tsne_after": after,
+        "tsne_n_points": str(len(panels[0][1]) if panels else 0),
+        "tsne_dom_before": fmt(score(BEFORE, "domains"), 3),
+        "tsne_dom_after": fmt(score(after, "domains"), 3),
+        "tsne_cls_before": fmt(score(BEFORE, "classes"), 3),
+        "tsne_cls_after": fmt(score(after, "classes"), 3),
+        "tsne_verdict": (f"not comparable here: {_why_not(fm)}" if pd.isna(d_gap)
+                         else ("more" if d_gap > 0 else "not more") + " separated by domain after unlearning"
+                         f" ({signed(d_gap, 3)})"),
+    }
+
+
+def attention(pg, stats: pd.DataFrame, fm: Any, run_methods: Sequence[str],
+              sets: Sequence[Sequence[str]]) -> dict[str, str]:
+    """How the rollout's entropy and top-10 % share change with unlearning, on the forgotten and the kept domains."""
+    def mean_stat(model, forgotten, stat="entropy"):
+        part = stats[(stats["model"] == model) & (stats["forgotten"] == forgotten)] if len(stats) else stats
+        return float(part[stat].mean()) if len(part) else NAN
+
+    def change(forgotten, stat="entropy"):
+        return mean_stat(after, forgotten, stat) - mean_stat(BEFORE, forgotten, stat)
+
+    after = _after(run_methods)
+    change_forgotten, change_kept = change(True), change(False)
+    if pd.isna(change_forgotten) or pd.isna(change_kept):
+        spread = f"cannot be compared here: {_why_not(fm)}"
+    elif change_forgotten > change_kept:
+        spread = "spreads more (or focuses less) on the forgotten domain than on the kept ones"
+    else:
+        spread = "does not spread more on the forgotten domain than on the kept ones"
+    return {
+        "att_dataset": dataset_name(pg.dataset),
+        "att_forget": "+".join(sets[0]),
+        "att_after": after,
+        "att_n": str(int(stats.groupby(["model", "domain"]).size().min()) if len(stats) else 0),
+        "att_ent_forgot_before": fmt(mean_stat(BEFORE, True), 4),
+        "att_ent_forgot_after": fmt(mean_stat(after, True), 4),
+        "att_ent_kept_before": fmt(mean_stat(BEFORE, False), 4),
+        "att_ent_kept_after": fmt(mean_stat(after, False), 4),
+        "att_change_forgotten": signed(change_forgotten, 4),
+        "att_change_kept": signed(change_kept, 4),
+        "att_top_change_forgotten": signed(change(True, "top10"), 4),
+        "att_top_change_kept": signed(change(False, "top10"), 4),
+        "att_verdict": spread,
+    }
