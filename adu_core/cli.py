@@ -163,8 +163,9 @@ def _add_grid(sub) -> None:
                         "slurm_constraint=a100 (repeatable; values as JSON or text)")
     p.add_argument("--logs", default="dispatch_logs", help="submitit: folder of the jobs' logs (default dispatch_logs)")
     p.add_argument("--ray-address", default=None,
-                   help="ray: the cluster to join, e.g. auto (the one `ray start` runs on this machine) or "
-                        "ray://HEAD:10001; default: $RAY_ADDRESS, else a Ray instance started for this grid")
+                   help="ray: the cluster to join, e.g. auto (the one `ray start` runs on this machine), "
+                        "HEAD_IP:6379, or local (a new instance for this grid); default: $RAY_ADDRESS, else a Ray "
+                        "instance running on this machine, else a new one")
     p.add_argument("--force", action="store_true", help="rerun finished runs")
     p.set_defaults(func=_cmd_grid)
 

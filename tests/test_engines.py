@@ -67,7 +67,8 @@ def local_ray():
             Config.initialize("")
         # Ray's session (logs, sockets) in a folder of its own, removed afterwards; short, for the socket paths
         session = tempfile.mkdtemp(prefix="adu-ray-", dir="/tmp")
-        ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False,
+        ray.init(address="local",  # a new instance, even where another one runs on this machine
+                 num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False,
                  object_store_memory=80 * 1024**2, _temp_dir=session)
         try:
             assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
