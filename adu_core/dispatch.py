@@ -180,11 +180,10 @@ def dispatch(cfgs: Sequence[Any], run_dirs: Sequence[str | os.PathLike] | None =
         ray = _import("ray")
         if not ray.is_initialized():
             ray.init(**(ray_init or {}))
-        if gpus_per_job and ray.cluster_resources().get("GPU", 0) < gpus_per_job:
-            # Ray would queue the tasks for ever, waiting for a GPU node
-            raise ValueError(f"each job asks for {gpus_per_job} GPU(s) but the Ray cluster has "
-                             f"{ray.cluster_resources().get('GPU', 0):g}; use gpus_per_job=0 (--gpus-per-job 0) "
-                             "to train on CPUs")
+        have = ray.cluster_resources().get("GPU", 0)
+        if args and gpus_per_job and have < gpus_per_job:  # Ray would queue the tasks for ever, waiting for GPUs
+            raise ValueError(f"each job asks for {gpus_per_job:g} GPU(s) but the Ray cluster has {have:g}: use "
+                             "gpus_per_job=0 (--gpus-per-job 0) to train on CPUs, or start the GPU nodes first")
         remote = ray.remote(num_gpus=gpus_per_job)(run_job)
         handles = [remote.remote(c, d) for c, d in args]
         if not wait:
@@ -243,9 +242,8 @@ def _submitit_outcome(job: Any) -> list[dict] | tuple[str, str]:
         parts = text.split("----------------------")
         line = _last_line(parts[1] if len(parts) > 2 else text)
         return re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=\w+(?::|$))", "", line), text  # adu_core.train.ConfigError: ...
-    if type(err).__name__ == "UncompletedJobError":  # killed, timed out, or never started: say which and where
-        first = text.splitlines()[0] if text else ""
-        return f"UncompletedJobError: {first} ({' '.join(text.splitlines()[1:2])})", text
+    if type(err).__name__ == "UncompletedJobError":  # killed, timed out, never started: submitit's own sentence
+        return "UncompletedJobError: " + " ".join(line.strip() for line in text.splitlines()[:2]), text
     return _cause(err)
 
 

@@ -193,3 +193,9 @@ def test_two_engines_on_one_results_folder_train_each_run_once(local_ray, tmp_pa
     assert by_submitit == on_disk and by_ray == on_disk
     left = sorted(p.name for p in (tmp_path / "results").rglob("*") if p.is_file())
     assert left == sorted(["run.json", "trained.pt", ".lock"] * 4)  # no temporary or checkpoint file left over
+
+
+def test_ray_refuses_jobs_that_ask_for_gpus_the_cluster_lacks(local_ray, tmp_path):
+    with pytest.raises(ValueError, match=r"has 0: use gpus_per_job=0 \(--gpus-per-job 0\)"):
+        dispatch([smoke()], [tmp_path / "r"], backend="ray", gpus_per_job=1)  # else queued for ever
+    assert not (tmp_path / "r").exists()
