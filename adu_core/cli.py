@@ -129,8 +129,17 @@ def _cmd_run(args) -> int:
 def _add_grid(sub) -> None:
     p = sub.add_parser(
         "grid", help="run a grid (methods x forget sets x seeds), skipping finished runs; optionally on a cluster",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run every (method, forget set, seed) of a grid. Finished runs (run.json present) are skipped, "
-                    "interrupted ones resume; --backend submitit/ray dispatches the runs as independent jobs.")
+                    "interrupted ones resume;\n--backend submitit/ray dispatches the runs as independent jobs "
+                    "(pip install 'adu-core[cluster]').\nThe configs are checked before anything starts. A run that "
+                    "fails later fails alone: the others finish,\nthen one line per failed run names its folder and "
+                    "the cause, and the exit status is 2.",
+        epilog="examples:\n"
+               "  adu grid --dataset office_home --tier paper --seeds 1,2,3 --backend submitit --executor slurm \\\n"
+               "      --partition gpu --timeout-min 720 --logs slurm_logs\n"
+               "  ray start --head --num-gpus 1 && adu grid --dataset office_home --tier paper --seeds 1,2,3 "
+               "--backend ray --ray-address auto")
     p.add_argument("--dataset", required=True, help="dataset name (`adu data list`)")
     p.add_argument("--methods", default="adu", help="comma-separated methods; default adu")
     p.add_argument("--forget-sizes", default="1,2,3", help="forget every combination of these sizes (default 1,2,3)")
@@ -145,6 +154,20 @@ def _add_grid(sub) -> None:
                    help="inline (this process), submitit (SLURM or local processes) or ray")
     p.add_argument("--executor", default=None, help="submitit executor: slurm, local or debug (default: auto)")
     p.add_argument("--group-size", type=int, default=1, help="compatible runs trained together in one pass")
+    p.add_argument("--gpus-per-job", type=float, default=1,
+                   help="GPUs each job asks for (submitit/ray; default 1; 0 to train on CPUs)")
+    p.add_argument("--partition", default=None, help="submitit on SLURM: the partition the jobs go to")
+    p.add_argument("--timeout-min", type=int, default=None,
+                   help="submitit: wall-time limit of each job in minutes (default 1440); a run cut off resumes "
+                        "from its epoch checkpoint when the grid is submitted again")
+    p.add_argument("--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
+                   help="submitit: any other executor parameter, e.g. slurm_account=proj, cpus_per_task=4, "
+                        "slurm_constraint=a100 (repeatable; values as JSON or text)")
+    p.add_argument("--logs", default="dispatch_logs", help="submitit: folder of the jobs' logs (default dispatch_logs)")
+    p.add_argument("--ray-address", default=None,
+                   help="ray: the cluster to join, e.g. auto (the one `ray start` runs on this machine), "
+                        "HEAD_IP:6379, or local (a new instance for this grid); default: $RAY_ADDRESS, else a Ray "
+                        "instance running on this machine, else a new one")
     p.add_argument("--force", action="store_true", help="rerun finished runs")
     p.set_defaults(func=_cmd_grid)
 
@@ -169,20 +192,53 @@ def grid_configs(args) -> list:
             for m in methods for f in forget_sets for s in seeds]
 
 
+def submitit_parameters(args) -> dict:
+    """submitit ``update_parameters`` from `adu grid`'s --partition, --timeout-min and --param KEY=VALUE."""
+    import json
+
+    params: dict = {}
+    for item in args.params:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--param expects KEY=VALUE, got {item!r}")
+        try:
+            params[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            params[key.strip()] = text
+    if args.partition:
+        params["slurm_partition"] = args.partition
+    if args.timeout_min is not None:
+        params["timeout_min"] = args.timeout_min
+    return params
+
+
 def _cmd_grid(args) -> int:
-    from .dispatch import default_run_dirs, dispatch
+    from .dispatch import GridFailed, default_run_dirs, dispatch
     from .metrics import aggregate
+    from .train import resolve_config
 
     cfgs = grid_configs(args)
+    for cfg in cfgs:  # a typo fails here, before anything is submitted
+        resolve_config(cfg)
     dirs = default_run_dirs(cfgs, args.results_dir)
-    results = dispatch(cfgs, dirs, backend=args.backend, executor=args.executor, group_size=args.group_size,
-                       force=args.force)
+    failed = None
+    try:
+        results = dispatch(cfgs, dirs, backend=args.backend, executor=args.executor, group_size=args.group_size,
+                           gpus_per_job=args.gpus_per_job, force=args.force, folder=args.logs,
+                           parameters=submitit_parameters(args),
+                           ray_init={"address": args.ray_address} if args.ray_address else None)
+    except GridFailed as err:
+        failed, results = err, err.results
     by_method: dict[str, list] = {}
     for cfg, run in zip(cfgs, results, strict=True):
-        by_method.setdefault(cfg.method, []).append(run["metrics"])
+        if run is not None:
+            by_method.setdefault(cfg.method, []).append(run["metrics"])
     for method, runs in by_method.items():
         agg = aggregate(runs)
         print(f"{method:<10} n={int(agg['n']):<3} H {agg['h']:.2f}  Mem {agg['mem']:.2f}  For {agg['for']:.2f}")
+    if failed is not None:
+        print(f"adu: error: {failed}", file=sys.stderr)
+        return 2
     return 0
 
 

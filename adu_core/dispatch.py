@@ -10,15 +10,26 @@ Backends (optional packages, not core dependencies; ``pip install 'adu-core[clus
 * ``submitit`` — SLURM job arrays on a cluster; ``executor="local"`` runs the jobs as local processes (one GPU
   each), ``executor="debug"`` in this process (for tests and debugging).
 * ``ray`` — tasks on a Ray cluster (``ray.init(address="auto")``) or on this machine (a local Ray instance),
-  each asking for ``gpus_per_job`` GPUs.
+  each asking for ``gpus_per_job`` GPUs. Ray retries a task whose worker died (up to 3 times); the retry resumes
+  the run from its checkpoint.
 * ``inline`` — one after another in this process (no engine; what ``adu run`` does in a loop).
+
+Failures stay with their runs: a job that fails (a bad config among good ones, a killed worker) does not stop the
+others. :func:`dispatch` waits for every job, then raises :class:`GridFailed`, whose message has one line per failed
+run (its run folder and the cause's last line) and which carries the finished runs' results. Several engines or
+grids may work on one results folder at once: every run is trained under its folder's lock
+(:func:`adu_core.train.run_lock`), so a run is trained once and the others wait for its ``run.json`` (written
+atomically, last, after the trained state).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +38,33 @@ BACKENDS = ("submitit", "ray", "inline")
 
 class BackendMissing(ImportError):
     """The chosen engine is not installed; the message names the pip command."""
+
+
+@dataclass(frozen=True)
+class RunFailure:
+    """One run that did not finish: its folder, the cause's last line, and the engine's full report."""
+
+    run_dir: Path
+    cause: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.run_dir}: {self.cause}"
+
+
+class GridFailed(RuntimeError):
+    """Some runs of a grid failed; every other run finished.
+
+    ``failures``: one :class:`RunFailure` per failed run, in config order. ``results``: the run.json contents in
+    config order, ``None`` for the failed runs.
+    """
+
+    def __init__(self, failures: Sequence[RunFailure], results: Sequence[dict[str, Any] | None]) -> None:
+        self.failures = list(failures)
+        self.results = list(results)
+        head = (f"{len(self.failures)} of {len(self.results)} runs failed (the other runs finished; "
+                "submitting the grid again retries only the failed ones):")
+        super().__init__("\n".join([head, *(f"  {f}" for f in self.failures)]))
 
 
 def _import(backend: str):
@@ -45,11 +83,23 @@ def _import(backend: str):
 
 
 def default_run_dirs(cfgs: Sequence[Any], root: str | os.PathLike | None = None) -> list[Path]:
-    """Where `adu run` would write each run: ``<results>/<tier>/<dataset>/<method>/forget-.../seed...``."""
-    from .paths import results_dir
-    from .train import run_folder
+    """Where `adu run` (and a book page) would write each run: ``<results>/<tier>/<dataset>/<method>/forget-.../seed...``.
 
-    return [run_folder(Path(root) / c.tier if root is not None else results_dir(c.tier), c) for c in cfgs]
+    Each config is resolved first, as `adu run` does, so that the switches a method implies (the Baseline's
+    ``instapg=False``) are not taken for overrides. A config that does not resolve is named without the overrides'
+    hash (it only labels its failure).
+    """
+    from .paths import results_dir
+    from .train import resolve_config, run_folder
+
+    dirs = []
+    for c in cfgs:
+        base = Path(root) / c.tier if root is not None else results_dir(c.tier)
+        try:
+            dirs.append(Path(run_folder(base, resolve_config(c))))
+        except Exception:  # noqa: BLE001 - reported by dispatch as this run's failure
+            dirs.append(base / c.dataset / c.method / f"forget-{'+'.join(sorted(c.forget))}" / f"seed{c.seed}")
+    return dirs
 
 
 def run_job(cfg_dicts: Sequence[dict], run_dirs: Sequence[str], progress: bool = False) -> list[dict[str, Any]]:
@@ -83,29 +133,38 @@ def dispatch(cfgs: Sequence[Any], run_dirs: Sequence[str | os.PathLike] | None =
         executor: submitit only: None/"auto" (SLURM if available, else local), "slurm", "local" or "debug".
         folder: submitit's folder for job logs and pickles.
         group_size: runs per job trained in one pass (compatible runs only; see :mod:`adu_core.multirun`).
-        gpus_per_job: GPUs each job asks for (submitit ``gpus_per_node``, Ray ``num_gpus``).
+        gpus_per_job: GPUs each job asks for (submitit ``gpus_per_node``, Ray ``num_gpus``); 0 on CPU machines.
         force: rerun finished runs (their run.json and checkpoint are removed first).
         wait: wait and return the run results in config order; else return the engine's job handles.
         parameters: extra submitit ``update_parameters`` (e.g. ``timeout_min``, ``slurm_partition``).
         ray_init: keyword arguments of ``ray.init`` when Ray is not initialised yet (e.g. ``address="auto"``).
-    """
-    from .train import resolve_config
 
+    Raises:
+        GridFailed: after every job has ended, when some runs failed (a config that does not resolve, a job that
+            raised or was killed); one line per failed run, the others' results in ``.results``.
+    """
     if backend not in BACKENDS:
         raise ValueError(f"unknown dispatch backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    cfgs = [resolve_config(c) for c in cfgs]
+    cfgs, failed = _resolve_each(cfgs)
     dirs = [Path(d) for d in run_dirs] if run_dirs is not None else default_run_dirs(cfgs)
     if len(dirs) != len(cfgs):
         raise ValueError("one run folder per config")
+    failures: dict[int, RunFailure] = {i: RunFailure(dirs[i], *why) for i, why in failed.items()}
+    ok = [i for i in range(len(cfgs)) if i not in failures]
     if force:
-        for d in dirs:
-            (d / "run.json").unlink(missing_ok=True)
-            (d / "checkpoint.pt").unlink(missing_ok=True)
-    jobs = plan_jobs(cfgs, dirs, group_size, force=False)
+        for i in ok:
+            (dirs[i] / "run.json").unlink(missing_ok=True)
+            (dirs[i] / "checkpoint.pt").unlink(missing_ok=True)
+    jobs = [[ok[j] for j in job] for job in plan_jobs([cfgs[i] for i in ok], [dirs[i] for i in ok], group_size)]
     args = [([cfgs[i].to_dict() for i in job], [str(dirs[i]) for i in job]) for job in jobs]
+    outcomes: list[list[dict] | tuple[str, str]]  # per job: its runs' results, or (cause, detail)
     if backend == "inline":
-        handles: list[Any] = [run_job(c, d) for c, d in args]
-        outputs = handles
+        outcomes = []
+        for c, d in args:
+            try:
+                outcomes.append(run_job(c, d))
+            except Exception as err:  # noqa: BLE001 - a failing run fails alone; the grid reports it at the end
+                outcomes.append(_cause(err, traceback.format_exc()))
     elif backend == "submitit":
         submitit = _import("submitit")
         cluster = None if executor in (None, "auto") else executor
@@ -115,18 +174,84 @@ def dispatch(cfgs: Sequence[Any], run_dirs: Sequence[str | os.PathLike] | None =
         handles = ex.map_array(run_job, [c for c, _ in args], [d for _, d in args]) if args else []
         if not wait:
             return handles
-        outputs = [h.result() for h in handles]
+        outcomes = [_submitit_outcome(h) for h in handles]
     else:
         ray = _import("ray")
         if not ray.is_initialized():
             ray.init(**(ray_init or {}))
+        have = ray.cluster_resources().get("GPU", 0)
+        if args and gpus_per_job and have < gpus_per_job:  # Ray would queue the tasks for ever, waiting for GPUs
+            raise ValueError(f"each job asks for {gpus_per_job:g} GPU(s) but the Ray cluster has {have:g}: use "
+                             "gpus_per_job=0 (--gpus-per-job 0) to train on CPUs, or start the GPU nodes first")
         remote = ray.remote(num_gpus=gpus_per_job)(run_job)
         handles = [remote.remote(c, d) for c, d in args]
         if not wait:
             return handles
-        outputs = ray.get(handles)
+        outcomes = [_ray_outcome(ray, h) for h in handles]
     by_index: dict[int, dict] = {}
-    for job, results in zip(jobs, outputs, strict=True):
-        by_index.update(zip(job, results, strict=True))
-    return [by_index[i] if i in by_index else json.loads((dirs[i] / "run.json").read_text())
-            for i in range(len(cfgs))]
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        if isinstance(outcome, tuple):
+            failures.update((i, RunFailure(dirs[i], *outcome)) for i in job)
+        else:
+            by_index.update(zip(job, outcome, strict=True))
+    results = [by_index.get(i) if i in by_index or i in failures else json.loads((dirs[i] / "run.json").read_text())
+               for i in range(len(cfgs))]
+    if failures:
+        raise GridFailed([failures[i] for i in sorted(failures)], results)
+    return results
+
+
+def _resolve_each(cfgs: Sequence[Any]) -> tuple[list[Any], dict[int, tuple[str, str]]]:
+    """Each config resolved as `adu run` would; one that does not resolve is kept as given and reported."""
+    from .train import resolve_config
+
+    resolved, failed = [], {}
+    for i, cfg in enumerate(cfgs):
+        try:
+            resolved.append(resolve_config(cfg))
+        except Exception as err:  # noqa: BLE001 - a bad config fails alone, before anything is submitted
+            resolved.append(cfg)
+            failed[i] = _cause(err, traceback.format_exc())
+    return resolved, failed
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _cause(err: BaseException, detail: str = "") -> tuple[str, str]:
+    """(``"ExceptionName: last line of its message"``, the full report) of an exception raised by a run."""
+    message = _last_line(str(err))
+    return (f"{type(err).__name__}: {message}" if message else type(err).__name__), detail or str(err)
+
+
+def _submitit_outcome(job: Any) -> list[dict] | tuple[str, str]:
+    """A submitit job's run results, or its failure. ``exception()`` first: it waits without raising (and the debug
+    executor's ``result()`` would open pdb on a failure)."""
+    try:
+        err = job.exception()
+        if err is None:
+            return job.result()
+    except Exception as raised:  # noqa: BLE001 - e.g. a job whose results file never appeared
+        err = raised
+    text = str(err)
+    if type(err).__name__ == "FailedJobError":
+        # "... failed during processing with trace:\n-----\n<traceback>\n-----\nYou can check full logs ..."
+        parts = text.split("----------------------")
+        line = _last_line(parts[1] if len(parts) > 2 else text)
+        return re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=\w+(?::|$))", "", line), text  # adu_core.train.ConfigError: ...
+    if type(err).__name__ == "UncompletedJobError":  # killed, timed out, never started: submitit's own sentence
+        return "UncompletedJobError: " + " ".join(line.strip() for line in text.splitlines()[:2]), text
+    return _cause(err)
+
+
+def _ray_outcome(ray: Any, ref: Any) -> list[dict] | tuple[str, str]:
+    """A Ray task's run results, or its failure (the task's own exception when it raised)."""
+    try:
+        return ray.get(ref)
+    except Exception as err:  # noqa: BLE001 - RayTaskError, WorkerCrashedError, TaskCancelledError, ...
+        cause = getattr(err, "cause", None)
+        if isinstance(cause, BaseException) and not isinstance(cause, ray.exceptions.RayError):
+            return _cause(cause, str(err))[0], str(err)
+        return _cause(err)

@@ -21,6 +21,7 @@ checkpoints (written at most every ``checkpoint_every_s`` seconds, and at the en
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -200,7 +201,7 @@ def run_grid(cfgs: Sequence[Any], out_dirs: Sequence[str | os.PathLike], *, max_
     Returns the runs' results (run.json contents) in input order. Runs whose run.json exists are skipped unless
     ``force``; an interrupted grid resumes.
     """
-    from .train import resolve_config, run_experiment
+    from .train import resolve_config, run_experiment, run_lock
 
     if len(cfgs) != len(out_dirs):
         raise ValueError("one output folder per config")
@@ -221,11 +222,24 @@ def run_grid(cfgs: Sequence[Any], out_dirs: Sequence[str | os.PathLike], *, max_
             if len(members) == 1:
                 i = members[0]
                 results[i] = run_experiment(cfgs[i], outs[i], progress=progress)
-            else:
-                for i, r in zip(members, run_group([cfgs[i] for i in members], [outs[i] for i in members],
-                                                   progress=progress, checkpoint_every_s=checkpoint_every_s),
-                                strict=True):
-                    results[i] = r
+                continue
+            # Another worker (engine, grid) may be training some of these runs: hold every member's run lock (in
+            # path order, so that two groups never wait on each other), then train together only the runs that are
+            # still missing and still at the same epoch; run_experiment re-enters the locks for the others.
+            with contextlib.ExitStack() as locks:
+                for i in sorted(members, key=lambda i: str(outs[i])):
+                    outs[i].mkdir(parents=True, exist_ok=True)
+                    locks.enter_context(run_lock(outs[i]))
+                left = [i for i in members if not (outs[i] / "run.json").exists()
+                        and _epochs_done(outs[i] / "checkpoint.pt", cfgs[i]) == epoch]
+                if len(left) > 1:
+                    for i, r in zip(left, run_group([cfgs[i] for i in left], [outs[i] for i in left],
+                                                    progress=progress, checkpoint_every_s=checkpoint_every_s),
+                                    strict=True):
+                        results[i] = r
+                for i in members:
+                    if i not in results:
+                        results[i] = run_experiment(cfgs[i], outs[i], progress=progress)
     for i, out in enumerate(outs):
         if i not in results:
             results[i] = json.loads((out / "run.json").read_text())

@@ -13,6 +13,7 @@ import math
 import os
 import random
 import sys
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -121,19 +122,39 @@ def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, force: bool = Fal
         return _run_locked(cfg, out, force, progress)
 
 
+# Run folders whose lock this thread holds, with their nesting depth: a group of runs locks every member before
+# training them together, and the members' own run_experiment calls then re-enter (a second flock on a new open
+# file of the same folder would wait for ever on the first).
+_held_locks: dict[tuple[int, str], int] = {}
+
+
 @contextlib.contextmanager
 def run_lock(out: Path):
-    """Exclusive lock on a run folder (POSIX flock; released if the process dies)."""
+    """Exclusive lock on a run folder (POSIX flock; released if the process dies), re-entrant within a thread.
+
+    Processes and threads exclude one another, on one machine or on a shared filesystem with flock support (NFSv4,
+    Lustre mounted with ``-o flock``), whatever engine started them.
+    """
     try:
         import fcntl
     except ImportError:  # not POSIX: no locking, runs are still atomic
         yield
         return
-    with open(out / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    key = (threading.get_ident(), os.path.realpath(out))
+    if key in _held_locks:
+        _held_locks[key] += 1
         try:
             yield
         finally:
+            _held_locks[key] -= 1
+        return
+    with open(out / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        _held_locks[key] = 1
+        try:
+            yield
+        finally:
+            del _held_locks[key]
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
@@ -175,9 +196,9 @@ def _run_locked(cfg: RunConfig, out: Path, force: bool, progress: bool) -> dict[
         "provenance": {**provenance(str(device), clip.adu_weights, ds.manifest_sha256()),
                        "precision": precision_name(env.autocast_dtype)},
     }
+    if method.trains:  # before run.json, which marks the run finished: a killed run never lacks its state
+        save_atomic(method.trainable_state(), out / "trained.pt")
     write_json_atomic(result_path, result)
-    if method.trains:
-        torch.save(method.trainable_state(), out / "trained.pt")
     ckpt_path.unlink(missing_ok=True)
     return result
 
@@ -331,15 +352,17 @@ class Trainer:
         return images, data.labels[idx], data.domains[idx]
 
     def _save(self, method, opt, epochs_done: int) -> None:
-        tmp = self.ckpt_path.with_name(self.ckpt_path.name + ".tmp")
-        torch.save({"config_key": self.cfg.key(), "epochs_done": epochs_done, "state": method.trainable_state(),
-                    "optimizer": opt.state_dict(), "history": self.history}, tmp)
-        os.replace(tmp, self.ckpt_path)
+        save_atomic({"config_key": self.cfg.key(), "epochs_done": epochs_done, "state": method.trainable_state(),
+                     "optimizer": opt.state_dict(), "history": self.history}, self.ckpt_path)
 
     def _resume(self, method, opt) -> int:
         if not self.ckpt_path.exists():
             return 0
-        ckpt = torch.load(self.ckpt_path, map_location=self.env.device, weights_only=True)
+        try:
+            ckpt = torch.load(self.ckpt_path, map_location=self.env.device, weights_only=True)
+        except Exception as err:  # noqa: BLE001 - e.g. a file that is not a checkpoint: name it and the way out
+            raise ConfigError(f"{self.ckpt_path} is not a readable checkpoint ({type(err).__name__}); "
+                              "delete it or rerun with --force") from err
         if ckpt.get("config_key") != self.cfg.key():
             raise ConfigError(f"{self.ckpt_path} was written by a different configuration; "
                               "delete it or rerun with --force to start over")
@@ -351,6 +374,13 @@ class Trainer:
         self.history = list(ckpt["history"])
         self.resumed_from = int(ckpt["epochs_done"])
         return self.resumed_from
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """torch.save to a temporary file beside ``path``, then rename: ``path`` is whole or absent, never half-written."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
 
 
 def cpu_has_bf16() -> bool:

@@ -368,7 +368,8 @@ def test_readme_has_the_two_commands_that_ci_runs():
     }
     assert all(blocks.values()), "README.md needs fenced blocks after <!-- install --> and <!-- test -->"
     install, test = (blocks[m].group(1) for m in ("install", "test"))
-    assert "-m venv .venv" in install and '-e ".[book,test]"' in install and "jupyter-book build ." in install
+    # cluster: submitit and Ray, which tests/test_engines.py runs for real
+    assert "-m venv .venv" in install and '-e ".[book,test,cluster]"' in install and "jupyter-book build ." in install
     assert "pytest" in test and "ruff check ." in test
     assert "readme_command install" in (REPO_ROOT / ".ci" / "run").read_text()
 
