@@ -560,6 +560,19 @@ def _measure_cuda(method, env, cfg, batches: Sequence[int], n_train: int, size: 
 # --------------------------------------------------------------------------------------------------------------
 
 
+# Above this max/min of the per-repeat ratios, the machine's load moved the figure more than the code did.
+RATIO_SPREAD_LIMIT = 1.5
+
+
+def paired_ratios(ours_rates: Sequence[float], naive_rates: Sequence[float]) -> dict[str, Any]:
+    """The ours/naive ratio of each repeat's pair, their median (the figure), their spread (max/min) and whether that
+    spread is small enough for the median to mean anything."""
+    ratios = [o / n for o, n in zip(ours_rates, naive_rates, strict=True)]
+    spread = max(ratios) / min(ratios)
+    return {"ratio": statistics.median(ratios), "ratio_runs": ratios, "ratio_spread": spread,
+            "ratio_reliable": spread <= RATIO_SPREAD_LIMIT}
+
+
 def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time both paths (interleaved, ``opts.repeats`` times) and return one JSON-ready dict."""
     from torch.utils.data import DataLoader
@@ -609,14 +622,25 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> d
         ours_epoch(ours, env, data, cfg, tmp_path)
         naive_trainer.steps(max(2, opts.naive_steps // 4))
         ours_times, naive_rates, ours_peak, naive_peak = [], [], 0, 0
-        for rep in range(opts.repeats):
+
+        def naive_once() -> None:
+            nonlocal naive_peak
             _reset_peak(device)
             s, n = naive_trainer.steps(opts.naive_steps)
             naive_rates.append(n / s)
             naive_peak = max(naive_peak, _peak(device) or 0)
+
+        def ours_once() -> None:
+            nonlocal ours_peak
             _reset_peak(device)
             ours_times.append(ours_epoch(ours, env, data, cfg, tmp_path))
             ours_peak = max(ours_peak, _peak(device) or 0)
+
+        for rep in range(opts.repeats):
+            # Each repeat times both loops back to back, in alternating order, so a load that comes and goes on a
+            # busy machine hits both halves of a pair alike; the ratio is taken per pair.
+            for once in ((naive_once, ours_once) if rep % 2 == 0 else (ours_once, naive_once)):
+                once()
             log(f"repeat {rep + 1}/{opts.repeats}: naive {naive_rates[-1]:.1f} img/s, "
                 f"ours {len(data.images) / ours_times[-1]:.1f} img/s")
         del naive_trainer, loader
@@ -625,8 +649,7 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> d
             "naive_images_per_s": statistics.median(naive_rates), "ours_images_per_s": statistics.median(ours_rates),
             "naive_runs": naive_rates, "ours_runs": ours_rates,
         }
-        train["ratio"] = train["ours_images_per_s"] / train["naive_images_per_s"]
-        train["ratio_runs"] = [o / n for o, n in zip(ours_rates, naive_rates, strict=True)]
+        train.update(paired_ratios(ours_rates, naive_rates))
         train["checkpoint_s"] = _checkpoint_seconds(ours, env, data, cfg, tmp_path)
         train["epoch_s"] = statistics.median(ours_times)
         train["ours_peak_memory_bytes"] = ours_peak if device.type == "cuda" else None
@@ -715,7 +738,7 @@ def _bench_eval(ours, naive, env, naive_env, paths, eval_tf, n_eval: int, opts: 
     out = {"naive_images_per_s": statistics.median(naive_rates), "ours_images_per_s": statistics.median(ours_rates),
            "naive_runs": naive_rates, "ours_runs": ours_rates, "images": n_eval, "batch": opts.eval_batch,
            "ours_peak_memory_bytes": ours_peak if device.type == "cuda" else None}
-    out["ratio"] = out["ours_images_per_s"] / out["naive_images_per_s"]
+    out.update(paired_ratios(ours_rates, naive_rates))
     log(f"eval: naive {out['naive_images_per_s']:.1f} img/s, ours {out['ours_images_per_s']:.1f} img/s")
     return out
 
@@ -798,6 +821,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def spread_warning(what: str, part: dict[str, Any]) -> list[str]:
+    """A line saying the figure means nothing when its per-repeat ratios spread too far (a busy machine)."""
+    if part.get("ratio_reliable", True):
+        return []
+    return [f"       WARNING: the {what} ratios of the repeats range {min(part['ratio_runs']):.2f}-"
+            f"{max(part['ratio_runs']):.2f}x (max/min {part['ratio_spread']:.1f} > {RATIO_SPREAD_LIMIT}): the machine's "
+            "load moved them more than the code did; rerun on an idle machine (more --repeats help)"]
+
+
 def format_summary(r: dict[str, Any]) -> str:
     def mib(b: int | None) -> str:
         return "n/a (CPU)" if b is None else f"{b / 2**20:.0f} MiB"
@@ -807,7 +839,8 @@ def format_summary(r: dict[str, Any]) -> str:
         f"device {r['device']}, model {r['model']} at {r['image_size']} px, ours {r['precision']}"
         f"{' + compile' if r['compile'] else ''}, batch {r['batch']} vs naive fp32 batch {r['naive_batch']}",
         f"train  naive {t['naive_images_per_s']:9.1f} img/s   ours {t['ours_images_per_s']:9.1f} img/s   "
-        f"ratio {t['ratio']:.2f}x  (per repeat: {', '.join(f'{x:.2f}' for x in t['ratio_runs'])})",
+        f"ratio {t['ratio']:.2f}x  (median of the per-repeat pairs: {', '.join(f'{x:.2f}' for x in t['ratio_runs'])})",
+        *spread_warning("train", t),
         f"       peak memory naive {mib(t['naive_peak_memory_bytes'])}, ours {mib(t['ours_peak_memory_bytes'])}; "
         f"saved activations/image ours {r['saved_activation_bytes']['ours_per_image'] / 2**20:.2f} MiB, "
         f"naive {r['saved_activation_bytes']['naive_per_image'] / 2**20:.2f} MiB",
@@ -819,6 +852,7 @@ def format_summary(r: dict[str, Any]) -> str:
         e = r["eval"]
         lines.append(f"eval   naive {e['naive_images_per_s']:9.1f} img/s   ours {e['ours_images_per_s']:9.1f} img/s   "
                      f"ratio {e['ratio']:.2f}x")
+        lines += spread_warning("eval", e)
     if "multirun" in r:
         m = r["multirun"]
         lines.append(f"multi  {m['runs']} runs: one after another {m['sequential_images_per_s']:.1f} img/s, "

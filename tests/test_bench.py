@@ -34,10 +34,13 @@ def test_bench_json_on_cpu(capsys):
     out, err = capsys.readouterr()
     assert code == 0, err
     r = json.loads(out)  # stdout is exactly one JSON object
-    assert r["model"] == "adu-tiny" and r["device_type"] == "cpu" and r["precision"] == "float32"
+    from adu_core.train import cpu_has_bf16
+
+    assert r["model"] == "adu-tiny" and r["device_type"] == "cpu"
+    assert r["precision"] == ("bfloat16" if cpu_has_bf16() else "float32")  # what the trainer's auto picks
     for key in ("ours_images_per_s", "naive_images_per_s", "ratio", "eval_images_per_s"):
         assert r[key] > 0
-    assert r["ratio"] == pytest.approx(r["ours_images_per_s"] / r["naive_images_per_s"])
+    assert r["ratio"] == pytest.approx(r["train"]["ratio_runs"][0])  # one repeat: the one pair's ratio
     assert r["peak_memory_bytes"] == {"ours": None, "naive": None}  # CPU: no allocator statistics
     assert r["saved_activation_bytes"]["ours_per_image"] > 0
     assert r["flops_per_image"]["train_step"] > r["flops_per_image"]["forward"] > 0
@@ -160,3 +163,15 @@ def test_memory_report_of_a_tiny_run():
     assert plain["step_bytes_per_image"] >= plain["saved_activation_bytes_per_image"] > 0
     assert ckpt["saved_activation_bytes_per_image"] < plain["saved_activation_bytes_per_image"]
     assert plain["max_batch_in_budget"] > 32
+
+
+def test_ratio_is_the_median_of_paired_ratios_and_a_wide_spread_is_flagged():
+    """A load that comes and goes: the paired ratios stay put, and when they do not, the summary says so."""
+    steady = bench.paired_ratios([40.0, 20.0, 41.0], [10.0, 5.0, 10.0])  # both halves slowed alike in repeat 2
+    assert steady["ratio"] == pytest.approx(4.0) and steady["ratio_reliable"]
+    noisy = bench.paired_ratios([40.0, 4.0, 41.0], [10.0, 10.0, 2.0])
+    assert noisy["ratio_runs"] == pytest.approx([4.0, 0.4, 20.5]) and noisy["ratio"] == pytest.approx(4.0)
+    assert not noisy["ratio_reliable"] and noisy["ratio_spread"] == pytest.approx(20.5 / 0.4)
+    warning = bench.spread_warning("train", noisy)
+    assert len(warning) == 1 and "rerun on an idle machine" in warning[0] and "0.40-20.50x" in warning[0]
+    assert bench.spread_warning("train", steady) == []
