@@ -623,10 +623,10 @@ def run_bench(opts: BenchOptions, log: Callable[[str], None] | None = None) -> d
         naive_trainer.steps(max(2, opts.naive_steps // 4))
         ours_times, naive_rates, ours_peak, naive_peak = [], [], 0, 0
 
-        def naive_once() -> None:
+        def naive_once(trainer: NaiveTrainer = naive_trainer) -> None:
             nonlocal naive_peak
             _reset_peak(device)
-            s, n = naive_trainer.steps(opts.naive_steps)
+            s, n = trainer.steps(opts.naive_steps)
             naive_rates.append(n / s)
             naive_peak = max(naive_peak, _peak(device) or 0)
 
