@@ -14,7 +14,19 @@ import pandas as pd
 
 from adu_core.data import get_dataset
 
-from .facts import describe_curve, describe_levels, fmt, gap, mean_of, plateau, signed, trend_after_peak, verdict
+from .effects import best_by, effect_text, effect_verdict, paired
+from .facts import (
+    describe_curve,
+    describe_levels,
+    fmt,
+    gap,
+    mean_of,
+    plateau,
+    signed,
+    trend_after_peak,
+    verdict,
+    with_unit,
+)
 from .grids import LABELLERS, SWEEPS, SweepPoint, orders, split_reference
 from .names import METHOD_NAMES, dataset_name
 from .plans import TABLE2_VARIANTS, TABLE3_VARIANTS, forget_text
@@ -28,51 +40,96 @@ BEFORE = METHOD_NAMES["zeroshot"]  # "before unlearning" on the figure pages
 
 
 # --- the tables' pages ------------------------------------------------------------------------------------------------
+def per_size(effects: Mapping[Any, Mapping[str, Any]], sizes: Sequence[int], higher: str = "higher",
+             lower: str = "lower") -> str:
+    """One paired verdict per |D_forget|, joined: "|D_forget| = 1: higher: +2.10 (95 % CI ...); 2: ..."."""
+    parts = [f"{k}: {effect_verdict(effects.get(k), higher, lower)}" for k in sizes if k in effects]
+    return "|D_forget| = " + "; ".join(parts) if parts else "not measurable yet (no paired runs)"
+
+
+def best_method(best: Mapping[Any, Mapping[str, Any]], key: Any) -> str:
+    """Who leads by mean H in group ``key``, and whether the lead over the runner-up is outside the noise."""
+    entry = best.get(key)
+    if not entry:
+        return "not measurable yet (no runs)"
+    text = f"{entry['best']} (H {entry['best_mean']:.2f})"
+    if "runner_up" not in entry:
+        return text
+    lead = entry.get("lead")
+    if lead and lead.get("excludes_zero"):
+        return f"{text}, ahead of {entry['runner_up']} by {effect_text(lead)}"
+    return (f"{text}, but its lead over {entry['runner_up']} (H {entry['runner_up_mean']:.2f}) is no measurable "
+            f"difference: {effect_text(lead)}")
+
+
 def main_results(pg, summary: pd.DataFrame, runs: pd.DataFrame, ref: str, sizes: Sequence[int]) -> dict[str, str]:
-    """Table 1: ADU against the Baseline, in the paper and in ours (H, For, Mem; averaged over |D_forget|)."""
-    ours, theirs = ({m: gap(summary, m, "ADU", "Baseline", column=column) for m in ("h", "for", "mem")}
-                    for column in ("mean", "paper"))
+    """Table 1: ADU against the Baseline in the paper (its printed means) and in ours (paired by forget set and seed,
+    with 95 % intervals); the best method by H; and the training-free gate against ADU."""
+    theirs = {m: gap(summary, m, "ADU", "Baseline", column="paper") for m in ("h", "for", "mem")}
     than_baseline = ("higher than the Baseline's", "lower than the Baseline's")
-    return {
+    ours = {m: paired(runs, "ADU", "Baseline", m, by="n_forget") for m in ("h", "for", "mem")}
+    gate = METHOD_NAMES["gate"]
+    best = best_by(runs)
+    facts = {
         "main_ref": dataset_name(ref),
         "main_dataset": dataset_name(pg.dataset),
         "main_tier": pg.tier,
         "main_n_runs": str(count_runs(runs)),
+        "main_seeds": ", ".join(str(s) for s in pg.seeds),
         "main_paper_h_gain": fmt(mean_of(theirs["h"])),
         "main_paper_for_gain": signed(mean_of(theirs["for"])),
         "main_paper_mem_change": signed(mean_of(theirs["mem"])),
         "main_paper_verdict": verdict(theirs["h"], sizes, *than_baseline),
-        "main_verdict": verdict(ours["h"], sizes, *than_baseline),
-        "main_h_gain": signed(mean_of(ours["h"])),
-        "main_for_gain": signed(mean_of(ours["for"])),
-        "main_mem_change": signed(mean_of(ours["mem"])),
+        "main_h_effect": effect_verdict(ours["h"].get("all"), *than_baseline),
+        "main_h_per_size": per_size(ours["h"], sizes),
+        "main_for_effect": effect_verdict(ours["for"].get("all"), "higher", "lower"),
+        "main_mem_effect": effect_verdict(ours["mem"].get("all"), "higher", "lower"),
+        "main_best_all": best_method(best, "all"),
+        "main_best_per_size": "; ".join(f"|D_forget| = {k}: {best_method(best, k)}" for k in sizes if k in best)
+                              or "not measurable yet (no runs)",
+        "main_gate_vs_adu": effect_verdict(paired(runs, gate, "ADU").get("all"),
+                                           "higher than ADU's", "lower than ADU's", "no measurable difference from ADU's"),
+        "main_gate_for_vs_adu": effect_verdict(paired(runs, gate, "ADU", "for").get("all"), "higher", "lower"),
+        "main_gate_mem_vs_adu": effect_verdict(paired(runs, gate, "ADU", "mem").get("all"), "higher", "lower"),
+        "main_gate_detector": fmt(runs.loc[runs["variant"] == gate, "domain_acc_head"].mean()
+                                  if len(runs) and "domain_acc_head" in runs else NAN),
     }
+    return facts
 
 
 def ablation(pg, summary2: pd.DataFrame, summary3: pd.DataFrame, runs: pd.DataFrame, ref2: str, ref3: str,
              sizes2: Sequence[int]) -> dict[str, str]:
-    """Tables 2 and 3: each component's change in H against the row without it, in the paper and in ours."""
-    def avg_gap(summary, a, b, column):
-        return mean_of(gap(summary, "h", a, b, column=column))
+    """Tables 2 and 3: each component's change in H against the row without it: the paper's mean over |D_forget|,
+    and ours paired by (forget set, seed) with a 95 % interval."""
+    def avg_gap(summary, a, b):
+        return mean_of(gap(summary, "h", a, b, column="paper"))
 
     labels2 = {v.key: v.label for v in TABLE2_VARIANTS}
     labels3 = {v.key: v.label for v in TABLE3_VARIANTS}
+    runs2 = runs[runs["table"] == 2] if len(runs) else runs
+    runs3 = runs[runs["table"] == 3] if len(runs) else runs
     facts = {
         "abl_ref2": dataset_name(ref2),
         "abl_ref3": dataset_name(ref3),
         "abl_dataset": dataset_name(pg.dataset),
         "abl_n_runs": str(count_runs(runs)),
+        "abl_seeds": ", ".join(str(s) for s in pg.seeds),
     }
+    than = ("higher than the Baseline's", "lower than the Baseline's")
     for key in ("instapg_only", "ddl_only", "adu"):
-        for column, who in (("paper", "paper"), ("mean", "ours")):
-            facts[f"abl_{who}_{key}"] = signed(avg_gap(summary2, labels2[key], labels2["baseline"], column))
+        facts[f"abl_paper_{key}"] = signed(avg_gap(summary2, labels2[key], labels2["baseline"]))
+        facts[f"abl_ours_{key}"] = effect_verdict(paired(runs2, labels2[key], labels2["baseline"]).get("all"), *than)
+    than3 = ("higher than without DDL", "lower than without DDL")
     for key in ("mmd_only", "ce_only", "adu"):
-        for column, who in (("paper", "paper"), ("mean", "ours")):
-            facts[f"abl3_{who}_{key}"] = signed(avg_gap(summary3, labels3[key], labels3["instapg_only"], column))
+        facts[f"abl3_paper_{key}"] = signed(avg_gap(summary3, labels3[key], labels3["instapg_only"]))
+        facts[f"abl3_ours_{key}"] = effect_verdict(paired(runs3, labels3[key], labels3["instapg_only"]).get("all"),
+                                                   *than3)
     than_ddl = ("higher than with DDL alone", "lower than with DDL alone")
-    for column, who in (("paper", "paper"), ("mean", "ours")):
-        both_vs_ddl = gap(summary2, "h", labels2["adu"], labels2["ddl_only"], column=column)
-        facts[f"abl_{who}_both_vs_ddl"] = verdict(both_vs_ddl, sizes2, *than_ddl)
+    facts["abl_paper_both_vs_ddl"] = verdict(gap(summary2, "h", labels2["adu"], labels2["ddl_only"], column="paper"),
+                                             sizes2, *than_ddl)
+    facts["abl_ours_both_vs_ddl"] = effect_verdict(paired(runs2, labels2["adu"], labels2["ddl_only"]).get("all"),
+                                                   *than_ddl)
+    facts["abl_best"] = best_method(best_by(runs2, by=None), "all")
     return facts
 
 
@@ -92,10 +149,12 @@ def domain_accuracy(pg, summary: pd.DataFrame, runs: pd.DataFrame, ref: str, set
         facts[f"dom_paper_{m}"] = fmt(value(m, "domain_acc", "paper"))
         facts[f"dom_probe_{m}"] = fmt(value(m, "domain_acc", "mean"))
     facts["dom_head_adu"] = fmt(value("adu", "domain_acc_head", "mean"))
-    ours_gap = value("adu", "domain_acc", "mean") - value("baseline", "domain_acc", "mean")
-    facts["dom_verdict"] = ("not measurable yet (no runs)" if pd.isna(ours_gap) else
-                            ("higher" if ours_gap > 0 else "not higher") + f" than the Baseline's "
-                            f"({signed(ours_gap)} points)")
+    facts["dom_verdict"] = effect_verdict(
+        paired(runs, METHOD_NAMES["adu"], METHOD_NAMES["baseline"], "domain_acc_probe").get("all"),
+        "higher than the Baseline's", "lower than the Baseline's")
+    facts["dom_vs_before"] = effect_verdict(
+        paired(runs, METHOD_NAMES["adu"], METHOD_NAMES["zeroshot"], "domain_acc_probe").get("all"),
+        "higher than before unlearning", "lower than before unlearning")
     return facts
 
 
@@ -129,8 +188,8 @@ def sensitivity(pg, runs: pd.DataFrame, points: Mapping[str, Sequence[SweepPoint
             return f"does not stay within {plateau_tol:g} points anywhere along the grid"
         return f"stays within {plateau_tol:g} points from {symbol} = {start} on"
 
-    symbols = {"gamma": "γ = ", "lam": "λ = ", "prompt_depth": "depth ", "n_ctx": "", "mmd_kernel": "",
-               "instapg": "", "epochs": ""}
+    symbols = {"gamma": "γ = ", "lam": "λ = ", "lam_pre": "λ = ", "prompt_depth": "depth ", "n_ctx": "",
+               "mmd_kernel": "", "instapg": "", "epochs": ""}
     units = {"n_ctx": " tokens", "epochs": " epochs"}
     facts = {
         "sens_dataset": dataset_name(pg.dataset),
@@ -145,11 +204,48 @@ def sensitivity(pg, runs: pd.DataFrame, points: Mapping[str, Sequence[SweepPoint
         labels, values = curve(s)
         if s not in points:
             facts[f"sens_{s}"] = "not swept in this execution"
-        elif s in ("mmd_kernel", "instapg"):
+            facts[f"sens_{s}_effect"] = "not swept in this execution"
+            continue
+        if s in ("mmd_kernel", "instapg"):
             facts[f"sens_{s}"] = describe_levels(labels, values)
         else:
             facts[f"sens_{s}"] = describe_curve(labels, values, symbols[s], units.get(s, ""))
+        facts[f"sens_{s}_effect"] = largest_change(runs, s, symbols[s], units.get(s, ""))
+    facts["sens_feature_effect"] = feature_effect(runs, pg.session_cfg().lam)
     return facts
+
+
+def _sweep_runs(runs: pd.DataFrame, sweep: str) -> pd.DataFrame:
+    return runs[runs["sweep"] == sweep] if len(runs) else runs
+
+
+def largest_change(runs: pd.DataFrame, sweep: str, symbol: str = "", unit: str = "") -> str:
+    """The sweep's point farthest (in mean H) from its default point, paired with it by (forget set, seed)."""
+    part = _sweep_runs(runs, sweep)
+    if not len(part):
+        return "not measurable yet (no runs)"
+    default = part.loc[part["default"].astype(bool), "setting"].unique()
+    if not len(default):
+        return "no default point in this sweep"
+    ref = default[0]
+    effects = {v: paired(part, v, ref, key="setting").get("all") for v in part["setting"].unique() if v != ref}
+    effects = {v: e for v, e in effects.items() if e and e.get("n")}
+    if not effects:
+        return "not measurable yet (no paired runs)"
+    far = max(effects, key=lambda v: abs(effects[v]["mean"]))
+    return (f"{symbol}{with_unit(far, unit)} against {symbol}{with_unit(ref, unit)} (the default): "
+            f"{effect_verdict(effects[far])}")
+
+
+def feature_effect(runs: pd.DataFrame, default_lam: float) -> str:
+    """DDL on the class token before the projection minus DDL on the embedding, at the default λ, paired."""
+    if not len(runs):
+        return "not measurable yet (no runs)"
+    label = f"{default_lam:g}"
+    pre = runs[(runs["sweep"] == "lam_pre") & (runs["setting"] == label)]
+    emb = runs[runs["default"].astype(bool)].drop_duplicates("path")
+    both = pd.concat([pre.assign(feature="pre_projection"), emb.assign(feature="embedding")])
+    return effect_verdict(paired(both, "pre_projection", "embedding", key="feature").get("all"))
 
 
 def shots(pg, runs: pd.DataFrame, ks: Sequence[int], sets: Sequence[Sequence[str]]) -> dict[str, str]:
@@ -170,6 +266,10 @@ def shots(pg, runs: pd.DataFrame, ks: Sequence[int], sets: Sequence[Sequence[str
     for m in ("baseline", "adu"):
         facts[f"shots_{m}_h"] = describe_curve(*curve(m), unit=" shots")
         facts[f"shots_{m}_peak"] = trend_after_peak(*curve(m), unit=" shots")
+    per_k = paired(trained, METHOD_NAMES["adu"], METHOD_NAMES["baseline"], by="shots") if len(trained) else {}
+    facts["shots_adu_vs_baseline"] = "; ".join(
+        f"{with_unit(k, ' shots')}: {effect_verdict(per_k[k])}" for k in ks if k in per_k) \
+        or "not measurable yet (no paired runs)"
     return facts
 
 
@@ -198,7 +298,24 @@ def pseudo_labels(pg, runs: pd.DataFrame, fracs: Sequence[float], sets: Sequence
     for labeller in LABELLERS:
         facts[f"pl_{labeller}_h"] = describe_curve(*curve(labeller), what="fraction ")
         facts[f"pl_{labeller}_acc"] = acc_range(labeller)
+        facts[f"pl_{labeller}_vs_full"] = _farthest_from_full(runs, labeller, fracs)
     return facts
+
+
+def _farthest_from_full(runs: pd.DataFrame, labeller: str, fracs: Sequence[float]) -> str:
+    """The labelled fraction whose ADU H lies farthest from full labels', paired by (forget set, seed)."""
+    if not len(runs):
+        return "not measurable yet (no runs)"
+    adu = runs[runs["method"] == "adu"]
+    part = adu[(adu["labeller"] == labeller) | (adu["fraction"] >= 1.0)].assign(
+        frac=lambda d: d["fraction"].map(lambda f: f"{f:g}"))
+    effects = {f"{f:g}": paired(part.drop_duplicates(["frac", "forget", "seed"]), f"{f:g}", "1", key="frac").get("all")
+               for f in fracs if f < 1.0}
+    effects = {f: e for f, e in effects.items() if e and e.get("n")}
+    if not effects:
+        return "not measurable yet (no paired runs)"
+    far = max(effects, key=lambda f: abs(effects[f]["mean"]))
+    return f"fraction {far} against full labels: {effect_verdict(effects[far])}"
 
 
 # --- the figures' pages -----------------------------------------------------------------------------------------------

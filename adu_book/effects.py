@@ -70,6 +70,7 @@ def effects_table(runs: pd.DataFrame, reference: str, rows: Iterable[str], metri
                   key: str = "variant", by: str | None = "n_forget") -> pd.DataFrame:
     """Each row minus ``reference``, paired, per ``by`` and over all: one text cell per metric, plus whether the
     H interval excludes 0 (so a display can mark only differences outside the noise)."""
+    names = [f"Δ {m.upper() if m == 'h' else m.capitalize()}" for m in metrics]
     records = []
     for row in rows:
         if row == reference:
@@ -84,7 +85,7 @@ def effects_table(runs: pd.DataFrame, reference: str, rows: Iterable[str], metri
             rec["n pairs"] = first.get("n", 0)
             rec["outside noise"] = bool(first.get("excludes_zero", False))
             records.append(rec)
-    return pd.DataFrame.from_records(records)
+    return pd.DataFrame.from_records(records, columns=[by or "group", key, *names, "n pairs", "outside noise"])
 
 
 def best_by(runs: pd.DataFrame, metric: str = "h", key: str = "variant", by: str | None = "n_forget"

@@ -35,6 +35,7 @@ __all__ = ["LABELLERS", "PLACEMENTS", "SWEEPS", "SweepPoint", "all_points", "bac
 SWEEPS: dict[str, str] = {
     "gamma": "γ (weight of DDL's domain CE)",
     "lam": "λ (weight of DDL's MMD²)",
+    "lam_pre": "λ, DDL on the class token before the projection",
     "prompt_depth": "prompt depth (first layers prompted)",
     "n_ctx": "prompt tokens per layer",
     "mmd_kernel": "MMD kernel",
@@ -140,6 +141,10 @@ def sweep_points(sweep: str, values: Any, cfg: RunConfig, depth_points: int = 4)
             default = math.isclose(v, getattr(cfg, sweep))
             over = () if default else ((sweep, v),)
             x = v
+        elif sweep == "lam_pre":  # the λ sweep again, with DDL reading the other feature: no point is the default
+            v = _sweep_number("λ", item, float)
+            label, default, x = f"{v:g}", False, v
+            over = (("ddl_feature", "pre_projection"),) + (() if math.isclose(v, cfg.lam) else (("lam", v),))
         elif sweep in ("prompt_depth", "n_ctx", "epochs"):
             v = _sweep_number(sweep, item, int)
             if v < 1:

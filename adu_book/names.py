@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["DATASET_NAMES", "METHOD_NAMES", "METRIC_NAMES", "PAPER_METHODS", "dataset_name"]
+__all__ = ["DATASET_NAMES", "EXTRA_METHODS", "METHOD_NAMES", "METRIC_NAMES", "PAPER_METHODS", "dataset_name"]
 
 PAPER_METHODS = ("lp++", "clipfit", "bbf", "baseline", "adu")  # Table 1's rows, in the paper's order
-METHOD_NAMES = {"zeroshot": "Zero-shot CLIP", "lp++": "LP++", "clipfit": "CLIPFit", "bbf": "BBF",
-                "baseline": "Baseline", "adu": "ADU"}
+EXTRA_METHODS = ("zeroshot", "gate")  # rows the paper does not have: zero-shot CLIP and a training-free gate
+METHOD_NAMES = {"zeroshot": "Zero-shot CLIP", "gate": "Domain gate", "lp++": "LP++", "clipfit": "CLIPFit",
+                "bbf": "BBF", "baseline": "Baseline", "adu": "ADU"}
 METRIC_NAMES = {"h": "H", "mem": "Mem", "for": "For", "domain_acc": "Domain acc. (probe)",
                 "domain_acc_head": "Domain acc. (ADU head)", "pseudo_label_acc": "Pseudo-label acc."}
 DATASET_NAMES = {"imagenet": "ImageNet", "office_home": "Office-Home", "mini_domainnet": "Mini DomainNet",

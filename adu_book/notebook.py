@@ -186,8 +186,9 @@ class Page:
 def page(name: str, dataset: str, tier: str, seeds: Any = None, epochs: int | None = None,
          backbone: str | None = None, pretrained: str | None = None, device: str | None = "auto",
          results_root: str | os.PathLike | None = None, force: bool = False, max_new_runs: int | None = None,
-         paper_dataset: str | None = None, group_size: int = 1) -> Page:
-    """Resolve a notebook's common parameters (``None`` = the tier's default) into a :class:`Page`."""
+         paper_dataset: str | None = None, group_size: int = 1, sweep: bool = False) -> Page:
+    """Resolve a notebook's common parameters (``None`` = the tier's default) into a :class:`Page`; ``sweep``: the
+    page sweeps one setting and takes the tier's sweep seeds (:data:`adu_book.plans.SWEEP_SEEDS`)."""
     if tier not in TIERS:
         raise ValueError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
     ds = get_dataset(dataset)
@@ -199,7 +200,7 @@ def page(name: str, dataset: str, tier: str, seeds: Any = None, epochs: int | No
         cmd["seeds"] = json.dumps(seeds) if not isinstance(seeds, str | int) else seeds
     if results_root:
         cmd["results_root"] = str(results_root)
-    return Page(name=name, dataset=dataset, tier=tier, seeds=resolve_seeds(seeds, tier), overrides=overrides,
+    return Page(name=name, dataset=dataset, tier=tier, seeds=resolve_seeds(seeds, tier, sweep), overrides=overrides,
                 results_root=root, force=bool(force), budget=resolve_budget(max_new_runs, tier, bool(force)),
                 paper=load_paper_numbers(), paper_dataset=paper_dataset, command_params=cmd,
                 domains=tuple(ds.domains), domain_names=tuple(ds.domain_names), group_size=max(1, int(group_size)),

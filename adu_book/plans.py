@@ -16,13 +16,16 @@ from adu_core.train import resolve_config
 
 from .names import METHOD_NAMES
 
-__all__ = ["TABLE2_VARIANTS", "TABLE3_VARIANTS", "TIER_SEEDS", "PlannedRun", "Variant", "forget_sets",
+__all__ = ["SWEEP_SEEDS", "TABLE2_VARIANTS", "TABLE3_VARIANTS", "TIER_SEEDS", "PlannedRun", "Variant", "forget_sets",
            "forget_text", "method_variants", "parse_forget_sets", "parse_ints", "parse_list", "plan_runs",
            "resolve_seeds", "rows_of", "select_variants"]
 
-# Seeds per tier when a notebook's `seeds` parameter is None. The paper averages 3 seeds [I6]; the testbed keeps
-# one per forget/keep combination (the spread shown is then over combinations), the smoke tier one.
-TIER_SEEDS: dict[str, tuple[int, ...]] = {"paper": (1, 2, 3), "testbed": (1,), "smoke": (1,)}
+# Seeds per tier when a notebook's `seeds` parameter is None. The paper averages 3 seeds [I6]; so does the testbed
+# wherever the paper makes a claim (Tables 1-4), pairing runs by (forget set, seed). Pages that sweep one setting
+# (sensitivity, shots, pseudo-labels, figures) use SWEEP_SEEDS: one seed per forget set on the testbed, to fit its
+# 2-core budget (each page states its grid).
+TIER_SEEDS: dict[str, tuple[int, ...]] = {"paper": (1, 2, 3), "testbed": (1, 2, 3), "smoke": (1,)}
+SWEEP_SEEDS: dict[str, tuple[int, ...]] = {"paper": (1, 2, 3), "testbed": (1,), "smoke": (1,)}
 
 
 # --- parameters as papermill passes them ------------------------------------------------------------------------------
@@ -46,10 +49,11 @@ def parse_ints(spec: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in parse_list(spec))
 
 
-def resolve_seeds(seeds: Any, tier: str) -> tuple[int, ...]:
-    """``None`` -> the tier's seeds; an int N -> the first N seeds (1..N); a list or ``"1,2,3"`` -> those seeds."""
+def resolve_seeds(seeds: Any, tier: str, sweep: bool = False) -> tuple[int, ...]:
+    """``None`` -> the tier's seeds (its sweep seeds for a sweep page); an int N -> the first N seeds (1..N); a list
+    or ``"1,2,3"`` -> those seeds."""
     if seeds is None:
-        return TIER_SEEDS.get(tier, (1,))
+        return (SWEEP_SEEDS if sweep else TIER_SEEDS).get(tier, (1,))
     if isinstance(seeds, bool):
         raise ValueError(f"seeds must be None, a count or a list, not {seeds!r}")
     if isinstance(seeds, int):

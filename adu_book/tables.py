@@ -82,7 +82,7 @@ def display_table(summary: pd.DataFrame, keys: Sequence[str], paper_col: str = "
         blocks[(name, paper_col)] = part["paper"].map(lambda x: "–" if pd.isna(x) else f"{x:.{digits}f}")
         blocks[(name, "ours")] = part["ours"]
         blocks[(name, "Δ")] = part["diff"].map(lambda x: "–" if pd.isna(x) else f"{x:+.{digits}f}")
-    wide = pd.DataFrame(blocks)
+    wide = pd.DataFrame(blocks).fillna("–")  # a row one metric lacks (e.g. a head only ADU has) shows "–", not nan
     n = summary.groupby(keys, sort=False)["n"].max()
     wide[("", "n")] = n.reindex(wide.index).fillna(0).astype(int)
     wide.columns = pd.MultiIndex.from_tuples(wide.columns)
@@ -161,5 +161,6 @@ def styled(df: pd.DataFrame, font_size: str = "0.8em", min_widths: Mapping[str, 
     props = [("font-size", font_size), ("padding", "2px 6px"), ("vertical-align", "top")]
     sty = df.style.set_table_styles([{"selector": "th, td", "props": props}])
     for column, width in (min_widths or {}).items():
-        sty = sty.set_properties(subset=[column], **{"min-width": width})
+        if column in df.columns:
+            sty = sty.set_properties(subset=[column], **{"min-width": width})
     return sty

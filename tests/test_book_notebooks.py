@@ -52,6 +52,8 @@ def test_notebook_is_committed_as_a_page(name):
     assert code[0].source == setup_source() and code[0].metadata.get("tags") == ["hide-cell"]
     params = [i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", [])]
     assert params == [2], "the papermill parameters come right after the set-up and import cells"
+    wide = [line for line in code[2].source.splitlines() if len(line) > 80]
+    assert not wide, f"the parameters cell is shown: lines over 80 characters scroll sideways: {wide}"
     assert "import adu_book" in code[1].source
     # short cells calling the engine: what pages share lives in adu_book, not in copied cell text
     long = [c.id for c in code[3:] if len(c.source.splitlines()) > 12]

@@ -89,7 +89,7 @@ def test_a_failing_run_fails_alone_and_the_grid_names_each_failure(tmp_path):
     assert not (dirs[1] / "run.json").exists() and not (dirs[2] / "run.json").exists()
     lines = str(err).splitlines()
     assert lines[0].startswith("2 of 4 runs failed")
-    assert lines[1:] == [f"  {dirs[1]}: ConfigError: scheduler must be cosine or constant, not 'bogus'",
+    assert lines[1:] == [f"  {dirs[1]}: ConfigError: scheduler='bogus' is out of range: cosine or constant",
                          f"  {dirs[2]}: {err.failures[1].cause}"]
     assert err.failures[1].cause.startswith("ConfigError: unknown method 'nope'")
     assert "Traceback" in err.failures[0].detail  # the full story is kept for whoever debugs it
@@ -107,7 +107,7 @@ def test_submitit_debug_executor_reports_a_failing_job_without_a_debugger(tmp_pa
         dispatch([smoke(), smoke(scheduler="bogus")], dirs, backend="submitit", executor="debug",
                  folder=tmp_path / "logs")
     assert [str(f) for f in caught.value.failures] == [
-        f"{dirs[1]}: ConfigError: scheduler must be cosine or constant, not 'bogus'"]
+        f"{dirs[1]}: ConfigError: scheduler='bogus' is out of range: cosine or constant"]
     assert (dirs[0] / "run.json").exists()
 
 

@@ -27,7 +27,7 @@ from adu_core.train import run_experiment
 
 pytestmark = pytest.mark.slow
 
-BAD_SCHEDULER = "ConfigError: scheduler must be cosine or constant, not 'bogus'"
+BAD_SCHEDULER = "ConfigError: scheduler='bogus' is out of range: cosine or constant"
 
 
 def smoke(**kw):

@@ -368,7 +368,10 @@ def test_papermill_from_book_folder(results, tmp_path):
     glued = {o["metadata"]["scrapbook"]["name"]: v for o in outputs if "scrapbook" in o.get("metadata", {})
              for k, v in o["data"].items() if k.endswith("text/plain")}
     assert glued["main_n_runs"] == "'4'"
-    assert glued["main_verdict"] != "'not measurable yet (no runs)'"
+    # the smoke grid pairs 2 forget sets x 1 seed: ADU against the Baseline has an interval (n = 2)
+    assert glued["main_h_effect"].strip("'").split(":")[0] in (
+        "higher than the Baseline's", "lower than the Baseline's", "no measurable difference")
+    assert "n = 2" in glued["main_h_effect"]
 
 
 def test_ensure_data_downloads_only_missing_folders(tmp_path, monkeypatch):
