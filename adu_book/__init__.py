@@ -24,7 +24,8 @@ __all__ = ["Page", "notebook_defaults", "page", "unavailable_note"]
 
 def notebook_defaults() -> None:
     """What a page sets before it loads the engine: plain-text progress bars (tqdm warns once, at its import, when
-    ipywidgets is missing) and pandas tables that show whole cells."""
+    ipywidgets is missing), pandas tables that show whole cells, and user errors shown as their one-line cause
+    (:mod:`adu_book.errors`)."""
     import warnings
 
     import pandas as pd
@@ -32,6 +33,9 @@ def notebook_defaults() -> None:
     warnings.filterwarnings("ignore", message="IProgress not found")
     pd.set_option("display.max_colwidth", None)
     pd.set_option("display.width", 200)
+    from .errors import install_short_errors
+
+    install_short_errors()
 
 
 def __getattr__(name: str):

@@ -26,9 +26,10 @@ from adu_core.methods import get_method
 from adu_core.pipeline import normalize
 from adu_core.train import load_trained
 
-__all__ = ["FigureModels", "before_after", "example_maps", "figure_method", "image_features", "marked_domains",
-           "one_per_domain", "rollout_frame", "rollout_maps", "rollout_stats", "rollout_table", "separation_scores",
-           "test_images", "tsne_embedding", "tsne_panels"]
+__all__ = ["ARTIFACT_SCHEMA", "FigureData", "FigureModels", "attention_figure", "before_after", "example_maps",
+           "figure_method", "image_features", "marked_domains", "one_per_domain", "rollout_frame", "rollout_maps",
+           "rollout_stats", "rollout_table", "separation_scores", "test_images", "tsne_embedding", "tsne_figure",
+           "tsne_panels"]
 
 
 @dataclass
@@ -197,14 +198,15 @@ def rollout_stats(maps: torch.Tensor) -> dict[str, np.ndarray]:
 
 
 def example_maps(fm: FigureModels, domains: Sequence[str], class_name: str | None = None,
-                 image_index: int = 0) -> tuple[int, torch.Tensor, list[tuple[str, np.ndarray]]]:
-    """One test image of one class per domain, and each model's rollout over it at image resolution:
-    (class index, uint8 images, [(model, maps [N, S, S])]). ``class_name`` None: the first class."""
+                 image_index: int = 0, upsampled: bool = True) -> tuple[int, torch.Tensor, list[tuple[str, np.ndarray]]]:
+    """One test image of one class per domain, and each model's rollout over it, at image resolution (or at patch
+    resolution, ``upsampled=False``): (class index, uint8 images, [(model, maps [N, S, S])]). ``class_name`` None:
+    the first class."""
     ds, env = fm.dataset, fm.env
     label = ds.classnames.index(class_name) if class_name is not None else 0
     _, images = test_images(ds, env, None, samples=one_per_domain(ds.samples("test"), domains, label, image_index))
-    rows = [(name, upsample(rollout_maps(model, env, images), env.image_size).numpy())
-            for name, model in fm.models.items()]
+    rows = [(name, (upsample(m, env.image_size) if upsampled else m).numpy())
+            for name, m in ((name, rollout_maps(model, env, images)) for name, model in fm.models.items())]
     return label, images, rows
 
 
@@ -231,3 +233,120 @@ def rollout_table(stats: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     table = stats.groupby(["domain", "model"], sort=False)[["entropy", "top10"]].agg(["mean", "std"]).round(digits)
     table[("", "n")] = stats.groupby(["domain", "model"], sort=False).size()
     return table
+
+
+# --- what the figure pages draw, kept beside the run ------------------------------------------------------------------
+# A figure page computes from the test images, which only a machine with the dataset has. What it draws (t-SNE
+# coordinates and scores; rollout maps at patch resolution and their statistics) is therefore written next to the
+# run as a small JSON artifact, committed with the run: a machine without the data draws the same figure from it.
+# The artifact is keyed by the runs' run.json bytes and the page's parameters, so a changed run or setting is never
+# drawn from a stale file; with the data, a missing or stale artifact is recomputed and rewritten.
+ARTIFACT_SCHEMA = "adu-figure/1"
+
+
+@dataclass
+class FigureData:
+    """What a figure page draws, where it came from (``source``: a sentence for the page), or why it is missing."""
+
+    payload: dict[str, Any] | None
+    source: str
+    images: torch.Tensor | None = None  # the example images, when the data is on this machine
+
+
+def artifact_key(status_paths: Sequence[Path], params: Mapping[str, Any]) -> str:
+    import hashlib
+    import json
+
+    h = hashlib.sha256(json.dumps({k: params[k] for k in sorted(params)}, default=str).encode())
+    for path in status_paths:
+        h.update(Path(path, "run.json").read_bytes() if Path(path, "run.json").is_file() else b"-")
+    return h.hexdigest()
+
+
+def _artifact(kind: str, runs: Sequence[tuple[str, Path]], params: Mapping[str, Any],
+              compute) -> FigureData:
+    """The artifact ``<first run>/figure-<kind>.json``: read when current, else computed (``compute()`` returns the
+    payload, or raises DataError/BackboneError/OSError when this machine lacks what it needs) and written."""
+    import json
+
+    from adu_core.paths import project_relative
+    from adu_core.results import git_version, write_json_atomic
+
+    paths = [Path(p) for _, p in runs]
+    if not paths or not (paths[0] / "run.json").is_file():
+        return FigureData(None, "No figure: the run it shows does not exist here.")
+    key = artifact_key(paths, params)
+    where = paths[0] / f"figure-{kind}.json"
+    stored = None
+    if where.is_file():
+        try:
+            stored = json.loads(where.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            stored = {"unreadable": str(err)}
+    if stored and stored.get("key") == key:
+        made = stored.get("provenance", {})
+        return FigureData(stored["payload"], f"Drawn from `{project_relative(where)}` (computed at commit "
+                          f"`{str(made.get('commit'))[:10]}`, {made.get('made_at', '?')}), the artifact committed "
+                          "with the run.")
+    try:
+        payload = compute()
+    except (DataError, BackboneError, OSError, ValueError) as err:
+        why = "the stored artifact is for other runs or settings" if stored else "no artifact is stored"
+        return FigureData(None, f"**No figure here:** {why}, and it cannot be computed on this machine: "
+                          f"{type(err).__name__}: {err}")
+    import time
+
+    write_json_atomic(where, {"schema": ARTIFACT_SCHEMA, "kind": kind, "key": key, "params": dict(params),
+                              "runs": {label: project_relative(p) for label, p in runs},
+                              "provenance": {**git_version(), "made_at": time.strftime("%Y-%m-%d")},
+                              "payload": payload})
+    return FigureData(payload, f"Computed now from the test images and stored as `{project_relative(where)}`.")
+
+
+def tsne_figure(fm: FigureModels, runs: Sequence[tuple[str, Path]], marks: Mapping[str, str],
+                n_per_domain: int | None, seed: int = 0, perplexity: float = 30.0
+                ) -> tuple[list[tuple[str, pd.DataFrame]], pd.DataFrame, str]:
+    """The t-SNE page's panels and scores (:func:`tsne_panels`), through the run's artifact."""
+    def compute() -> dict[str, Any]:
+        if not fm.models:
+            raise ValueError("no unlearned model could be rebuilt here (see above)")
+        panels, scores = tsne_panels(fm, marks, n_per_domain, seed=seed, perplexity=perplexity)
+        return {"panels": [[name, frame.to_dict(orient="list")] for name, frame in panels],
+                "scores": scores.reset_index().to_dict(orient="list")}
+
+    data = _artifact("tsne", runs, {"n_per_domain": n_per_domain, "seed": seed, "perplexity": perplexity,
+                                    "marks": dict(marks)}, compute)
+    if data.payload is None:
+        return [], pd.DataFrame(columns=["domains", "classes"]).rename_axis("model"), data.source
+    panels = [(name, pd.DataFrame(frame)) for name, frame in data.payload["panels"]]
+    scores = pd.DataFrame(data.payload["scores"]).set_index("model")
+    return panels, scores, data.source
+
+
+def attention_figure(fm: FigureModels, runs: Sequence[tuple[str, Path]], domains: Sequence[str],
+                     marks: Mapping[str, str], forget: Sequence[str], class_name: str | None, image_index: int,
+                     n_per_domain: int | None) -> tuple[FigureData, list[tuple[str, np.ndarray]], pd.DataFrame]:
+    """The attention page's example maps (patch resolution, one image per domain) and rollout statistics, through
+    the run's artifact; the example images themselves come only from the data (they are never committed)."""
+    def compute() -> dict[str, Any]:
+        if not fm.models:
+            raise ValueError("no unlearned model could be rebuilt here (see above)")
+        label, _, rows = example_maps(fm, domains, class_name, image_index, upsampled=False)
+        stats = rollout_frame(fm, marks, forget, n_per_domain)
+        return {"label": label, "class": fm.dataset.classnames[label],
+                "maps": [[name, maps.tolist()] for name, maps in rows], "stats": stats.to_dict(orient="list")}
+
+    data = _artifact("attention", runs, {"domains": list(domains), "class_name": class_name,
+                                         "image_index": image_index, "n_per_domain": n_per_domain,
+                                         "marks": dict(marks)}, compute)
+    if data.payload is None:
+        return data, [], pd.DataFrame(columns=["model", "domain", "forgotten", "entropy", "peak", "top10"])
+    rows = [(name, np.asarray(maps, dtype=np.float32)) for name, maps in data.payload["maps"]]
+    if fm.dataset is not None and fm.env is not None:
+        try:  # the pictures under the maps, where the data is
+            label = int(data.payload["label"])
+            _, data.images = test_images(fm.dataset, fm.env, None, samples=one_per_domain(
+                fm.dataset.samples("test"), domains, label, image_index))
+        except (DataError, OSError, ValueError):
+            data.images = None
+    return data, rows, pd.DataFrame(data.payload["stats"])

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ import torch
 
 from adu_core.backbones import looks_like_path, model_config
 from adu_core.config import RunConfig
+from adu_core.paths import resolve_path
 
 from .names import METHOD_NAMES
 from .plans import PlannedRun, Variant, parse_list
@@ -67,9 +67,9 @@ class SweepPoint:
 def backbone_layers(cfg: RunConfig) -> int:
     """Transformer layers of ``cfg``'s image encoder: from a self-describing checkpoint when the file exists here,
     else from the named open_clip architecture (no weights are loaded)."""
-    if cfg.pretrained and looks_like_path(cfg.pretrained) and Path(cfg.pretrained).expanduser().is_file():
+    if cfg.pretrained and looks_like_path(cfg.pretrained) and resolve_path(cfg.pretrained).is_file():
         try:
-            payload = torch.load(Path(cfg.pretrained).expanduser(), map_location="cpu", weights_only=True, mmap=True)
+            payload = torch.load(resolve_path(cfg.pretrained), map_location="cpu", weights_only=True, mmap=True)
             layers = (payload.get("model_cfg") or {}).get("vision_cfg", {}).get("layers") \
                 if isinstance(payload, dict) else None
             if layers:

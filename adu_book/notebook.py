@@ -123,6 +123,10 @@ class Page:
         print(provenance_banner(status))
         return status
 
+    def figure_runs(self, status: RunStatus) -> list[tuple[str, Path]]:
+        """(label, run folder) of the planned runs a figure page shows, in plan order."""
+        return [(p.labels["variant"], p.labels["_path"]) for p in status.planned]
+
     def before_after(self, status: RunStatus):
         """The figure pages' models (:func:`adu_book.figures.before_after`) for the runs of ``status``; says why a
         run cannot be shown."""

@@ -18,7 +18,7 @@ from .names import METHOD_NAMES
 
 __all__ = ["SWEEP_SEEDS", "TABLE2_VARIANTS", "TABLE3_VARIANTS", "TIER_SEEDS", "PlannedRun", "Variant", "forget_sets",
            "forget_text", "method_variants", "parse_forget_sets", "parse_ints", "parse_list", "plan_runs",
-           "resolve_seeds", "rows_of", "select_variants"]
+           "resolve_seeds", "rows_of", "table_rows", "select_variants"]
 
 # Seeds per tier when a notebook's `seeds` parameter is None. The paper averages 3 seeds [I6]; so does the testbed
 # wherever the paper makes a claim (Tables 1-4), pairing runs by (forget set, seed). Pages that sweep one setting
@@ -148,6 +148,16 @@ def rows_of(variants: Sequence[Variant], spec: Any) -> list[Variant]:
         return select_variants(variants, spec)
     known = {v.key for v in variants}
     return select_variants(variants, [k for k in parse_list(spec) if k in known])
+
+
+def table_rows(spec: Any, *tables: Sequence[Variant]) -> list[list[Variant]]:
+    """The rows ``spec`` asks of each of a page's ``tables`` (:func:`rows_of`); a key no table has is an error."""
+    if not (spec is None or (isinstance(spec, str) and spec.strip().lower() == "all")):
+        known = {v.key for t in tables for v in t}
+        unknown = [k for k in parse_list(spec) if k not in known]
+        if unknown:
+            raise ValueError(f"unknown rows {unknown}; valid: {', '.join(sorted(known))}")
+    return [rows_of(t, spec) for t in tables]
 
 
 # Table 2: DDL x InstaPG. Its (-, -) row is the Baseline and its (DDL, InstaPG) row is ADU, exactly as in Table 1,

@@ -250,21 +250,32 @@ def embedding_grid(panels: Sequence[tuple[str, pd.DataFrame]], colour_by: Sequen
     return fig
 
 
-def attention_grid(images: np.ndarray, rows: Sequence[tuple[str, np.ndarray]], columns: Sequence[str],
+def attention_grid(images: np.ndarray | None, rows: Sequence[tuple[str, np.ndarray]], columns: Sequence[str],
                    alpha: float = 0.5, size: float = 1.9) -> plt.Figure:
-    """The images (uint8 [N, 3, S, S]) in the first row, then each (title, maps [N, S, S] in [0, 1]) overlaid on
-    them; ``columns`` titles the N columns (e.g. "photo (forgotten)")."""
+    """The images (uint8 [N, 3, S, S]) in the first row, then each (title, patch-grid maps [N, g, g]) upsampled and
+    overlaid on them; ``columns`` titles the N columns (e.g. "photo (forgotten)"). Without ``images`` (the data is
+    not on this machine) the maps are drawn alone."""
+    import torch
+
+    from adu_core.attribution import upsample
+
     n = len(columns)
-    fig, axes = plt.subplots(1 + len(rows), n, figsize=(size * n, size * (1 + len(rows))), squeeze=False)
-    pictures = np.transpose(np.asarray(images), (0, 2, 3, 1))
+    pictures = np.transpose(np.asarray(images), (0, 2, 3, 1)) if images is not None else None
+    side = pictures.shape[1] if pictures is not None else 8 * np.asarray(rows[0][1]).shape[-1]
+    first = 1 if pictures is not None else 0
+    fig, axes = plt.subplots(first + len(rows), n, figsize=(size * n, size * (first + len(rows))), squeeze=False)
     for j in range(n):
-        axes[0, j].imshow(pictures[j])
         axes[0, j].set_title(columns[j], fontsize=9)
-        for i, (_, maps) in enumerate(rows, start=1):
-            axes[i, j].imshow(pictures[j])
-            axes[i, j].imshow(maps[j], cmap="jet", alpha=alpha, vmin=0, vmax=1,
-                              extent=(-0.5, pictures.shape[2] - 0.5, pictures.shape[1] - 0.5, -0.5))
-    for i, title in enumerate(["image", *(t for t, _ in rows)]):
+        if pictures is not None:
+            axes[0, j].imshow(pictures[j])
+    for i, (_, maps) in enumerate(rows, start=first):
+        big = upsample(torch.as_tensor(np.asarray(maps, dtype=np.float32)), side).numpy()
+        for j in range(n):
+            if pictures is not None:
+                axes[i, j].imshow(pictures[j])
+            axes[i, j].imshow(big[j], cmap="jet", alpha=alpha if pictures is not None else 1.0, vmin=0, vmax=1,
+                              extent=(-0.5, side - 0.5, side - 0.5, -0.5))
+    for i, title in enumerate([*(["image"] if pictures is not None else []), *(t for t, _ in rows)]):
         axes[i, 0].set_ylabel(title, fontsize=9)
     for ax in axes.flat:
         ax.set_xticks([])

@@ -25,7 +25,7 @@ from .paper import analogous_domain, load_paper_numbers, paper_reference
 from .plans import TIER_SEEDS, parse_list
 from .runs import TIER_RUN_BUDGET
 
-__all__ = ["CHOICE_MODULES", "PAPER_PROTOCOL", "choice_docs", "inconsistencies", "method_options_table",
+__all__ = ["CHOICE_MODULES", "PAPER_PROTOCOL", "choice_docs", "rst_to_markdown", "inconsistencies", "method_options_table",
            "protocol_facts", "protocol_table", "reference_note", "tier_presets"]
 
 # What the paper states for each RunConfig field (with its source tag from PAPER.md); fields not listed: not stated.
@@ -53,7 +53,35 @@ PAPER_PROTOCOL: dict[str, str] = {
 CHOICE_MODULES = ("adu_core.data.splits", "adu_core.data.pacs", "adu_core.data.office_home",
                   "adu_core.data.domainnet", "adu_core.data.imagenet", "adu_core.metrics", "adu_core.evaluate",
                   "adu_core.methods.prompt", "adu_core.methods.zeroshot", "adu_core.methods.lpp",
-                  "adu_core.methods.clipfit", "adu_core.methods.bbf")
+                  "adu_core.methods.clipfit", "adu_core.methods.bbf", "adu_core.methods.gate", "adu_core.recovery")
+
+
+def rst_to_markdown(doc: str) -> str:
+    """A docstring written for Sphinx, as Markdown for a page: roles (``:func:`x` ``) become code, double
+    backticks single ones, and ``text::`` + an indented block becomes ``text:`` + a fenced code block."""
+    import re
+    import textwrap
+
+    doc = re.sub(r":(?:py:)?[a-z]+:`~?([^`]+)`", r"`\1`", doc)
+    doc = doc.replace("``", "`")
+    lines, out, i = doc.splitlines(), [], 0
+    while i < len(lines):
+        line = lines[i]
+        if line.rstrip().endswith("::"):
+            head = line.rstrip()[:-2].rstrip()
+            if head:
+                out.append(head + ":")
+            i += 1
+            block = []
+            while i < len(lines) and (not lines[i].strip() or lines[i].startswith((" ", "\t"))):
+                block.append(lines[i])
+                i += 1
+            body = textwrap.dedent("\n".join(block)).strip("\n")
+            out += ["", "```", body, "```", ""] if body else []
+            continue
+        out.append(line)
+        i += 1
+    return "\n".join(out)
 
 
 def _cell(value: Any) -> str:
@@ -133,7 +161,7 @@ def choice_docs(modules: tuple[str, ...] = CHOICE_MODULES) -> Iterator[tuple[str
             doc = importlib.import_module(name).__doc__ or "(no documentation)"
         except ImportError:
             continue  # not part of this version of adu_core
-        yield name, doc.strip()
+        yield name, rst_to_markdown(doc.strip())
 
 
 def reference_note(dataset: str) -> str:

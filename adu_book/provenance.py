@@ -7,7 +7,6 @@ import platform
 import textwrap
 from collections import Counter
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 from adu_core.backbones import file_sha256, looks_like_path
 from adu_core.config import RunConfig
 from adu_core.data import get_dataset
+from adu_core.paths import resolve_path
 from adu_core.results import git_version, package_versions
 
 from .runs import RunStatus, missing_weights, short_path
@@ -83,7 +83,8 @@ def _weights_text(cfg: RunConfig) -> str:
         reason = missing_weights(cfg)
         if reason:
             return f"{cfg.backbone}: MISSING — {reason}; new runs of this tier cannot start here"
-        return f"{short_path(Path(cfg.pretrained))} sha256 {file_sha256(cfg.pretrained)}"
+        path = resolve_path(cfg.pretrained)
+        return f"{short_path(path)} sha256 {file_sha256(path)}"
     return f"open_clip {cfg.backbone} '{cfg.pretrained}' (downloaded at the first run; its sha256 goes in run.json)"
 
 
@@ -93,4 +94,6 @@ def _data_text(cfg: RunConfig) -> str:
         where = f" at {ds.dir}" if getattr(ds, "on_disk", False) else " (generated in process)"
         return f"{cfg.dataset}{where}, manifest sha256 {ds.manifest_sha256()}"
     except Exception as err:  # the page still renders the runs that exist; say why new runs cannot start
-        return f"{cfg.dataset}: not available here ({type(err).__name__}: {err})"
+        return (f"{cfg.dataset} is not on this machine, so this execution can neither train missing runs nor "
+                f"compute figures from images; the committed runs and figure artifacts are shown. "
+                f"({type(err).__name__}: {err})")

@@ -8,7 +8,6 @@ and shows what exists, stating n). ``ADU_MAX_NEW_RUNS`` or the notebook paramete
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,7 +23,8 @@ from adu_core.config import RunConfig
 from adu_core.data import download as data_download
 from adu_core.data import get_dataset
 from adu_core.multirun import run_grid
-from adu_core.paths import project_root
+from adu_core.paths import project_root, resolve_path
+from adu_core.results import RunFileError, read_run
 from adu_core.train import run_experiment, run_folder
 
 from .plans import PlannedRun
@@ -74,7 +74,7 @@ def missing_weights(cfg: RunConfig) -> str | None:
     """
     if cfg.pretrained is None or not looks_like_path(cfg.pretrained):
         return None
-    path = Path(cfg.pretrained).expanduser()
+    path = resolve_path(cfg.pretrained)  # project-relative in configs: found from book/ as from the root
     if path.exists():
         return None
     return f"the weights file {short_path(path)} does not exist"
@@ -92,6 +92,7 @@ class RunStatus:
     missing: list[PlannedRun]
     blocked: dict[str, int]
     budget: int
+    problems: tuple[str, ...] = ()  # run.json files that are not valid runs: one line each (file, what, fix)
 
     @property
     def n_unique(self) -> int:
@@ -113,6 +114,8 @@ class RunStatus:
                 text += f" {n} of them cannot run on this machine: {reason}."
         else:
             text += " Nothing is missing."
+        for problem in self.problems:
+            text += f"\n\n**Left out, not a valid run:** `{problem}`"
         return text
 
 
@@ -150,7 +153,7 @@ def ensure_runs(plan: Sequence[PlannedRun | RunConfig], results_root: str | os.P
         path = run_folder(root, p.cfg)
         p.labels["_path"] = path
         unique.setdefault(path, p)
-    exists = {path: (path / "run.json").is_file() for path in unique}
+    exists = {path: (path / "run.json").is_file() for path in unique}  # a broken file counts: never overwritten
     existed = sum(exists.values())
     todo = [path for path in unique if force or not exists[path]]
     blocked: Counter[str] = Counter()
@@ -177,15 +180,27 @@ def ensure_runs(plan: Sequence[PlannedRun | RunConfig], results_root: str | os.P
             run_experiment(cfg, path, force=force, progress=False)
             trained += 1
         bar.close()
-    rows, missing = [], []
+    rows, missing, problems = [], [], {}
     for p in planned:
         run_json = p.labels["_path"] / "run.json"
-        if run_json.is_file():
-            rows.append(_run_row(json.loads(run_json.read_text()), p, run_json))
-        else:
+        try:
+            rows.append(_run_row(read_run(run_json), p, run_json) if run_json.is_file() else None)
+        except RunFileError as err:  # a broken file is reported, and its run counted as missing
+            problems[str(run_json)] = short_message(err)
+            rows.append(None)
+        if rows[-1] is None:
+            rows.pop()
             missing.append(p)
     runs = pd.DataFrame(rows, columns=RUN_COLUMNS if not rows else None)
-    return RunStatus(planned, root, runs, existed, trained, missing, dict(blocked), max_new_runs)
+    return RunStatus(planned, root, runs, existed, trained, missing, dict(blocked), max_new_runs,
+                     tuple(problems.values()))
+
+
+def short_message(err: Exception) -> str:
+    """An error's one line with the project-relative path of the file it names."""
+    text = str(err)
+    path = text.split(":", 1)[0]
+    return short_path(path) + text[len(path):] if path.endswith("run.json") else text
 
 
 def _run_row(run: dict, planned: PlannedRun, path: Path) -> dict[str, Any]:

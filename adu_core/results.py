@@ -114,14 +114,47 @@ def provenance(device: str, weights: dict, data_sha256: str) -> dict[str, Any]:
             "hardware": device_info(device), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
-def load_runs(root: str | os.PathLike):
-    """All run.json files under ``root`` as a flat pandas DataFrame (one row per run)."""
+class RunFileError(ValueError):
+    """A run.json that is not a run of this project (truncated, hand-edited, foreign); the message names the file,
+    what is wrong and the fix, in one line."""
+
+
+def read_run(path: str | os.PathLike) -> dict[str, Any]:
+    """A run.json, checked: valid JSON of this project's schema with a config and Mem/For/H metrics."""
+    path = Path(path)
+    fix = "delete it to train the run again, or restore it from git"
+    try:
+        run = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise RunFileError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); "
+                           f"{fix}") from None
+    except OSError as err:
+        raise RunFileError(f"{path}: cannot be read ({err.strerror}); {fix}") from None
+    if not isinstance(run, dict) or run.get("schema") != SCHEMA:
+        found = run.get("schema") if isinstance(run, dict) else type(run).__name__
+        raise RunFileError(f"{path}: not a run of this project (schema {found!r}, expected {SCHEMA!r}); {fix}")
+    cfg, metrics = run.get("config"), run.get("metrics")
+    missing = [k for k in ("dataset", "method", "seed", "tier", "forget") if not isinstance(cfg, dict) or k not in cfg]
+    missing += [f"metrics.{k}" for k in ("mem", "for", "h")
+                if not isinstance(metrics, dict) or not isinstance(metrics.get(k), int | float)]
+    if missing:
+        raise RunFileError(f"{path}: incomplete run (missing or not a number: {', '.join(missing)}); {fix}")
+    return run
+
+
+def load_runs(root: str | os.PathLike, problems: list[str] | None = None):
+    """All run.json files under ``root`` as a flat pandas DataFrame (one row per run). A file that is not a valid
+    run is left out; its one-line reason goes to ``problems`` (or raises, without a list)."""
     import pandas as pd
 
     rows = []
     for path in sorted(Path(root).rglob("run.json")):
-        run = json.loads(path.read_text())
-        if run.get("schema") != SCHEMA:
+        try:
+            run = read_run(path)
+        except RunFileError as err:
+            if problems is None:
+                raise
+            problems.append(str(err))
             continue
         cfg = run["config"]
         row = {k: cfg[k] for k in ("dataset", "method", "seed", "tier")}

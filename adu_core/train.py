@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import random
@@ -32,7 +31,7 @@ from .device import resolve_device
 from .methods import RunEnv, get_method
 from .pipeline import balanced_batches, normalize, random_resized_crop_flip
 from .pseudo_labels import assign_domains
-from .results import SCHEMA, overrides_of, provenance, run_dir, write_json_atomic
+from .results import SCHEMA, overrides_of, provenance, read_run, run_dir, write_json_atomic
 from .text import text_features
 
 
@@ -114,11 +113,11 @@ def run_experiment(cfg: RunConfig, out_dir: str | os.PathLike, force: bool = Fal
     out = Path(out_dir)
     result_path = out / "run.json"
     if result_path.exists() and not force:
-        return json.loads(result_path.read_text())
+        return read_run(result_path)
     out.mkdir(parents=True, exist_ok=True)
     with run_lock(out):  # parallel workers on one results store: the second waits, then finds run.json
         if result_path.exists() and not force:
-            return json.loads(result_path.read_text())
+            return read_run(result_path)
         return _run_locked(cfg, out, force, progress)
 
 
@@ -246,7 +245,7 @@ def build_train_data(cfg: RunConfig, ds, env: RunEnv, progress: bool = True) -> 
 def load_trained(run_dir: str | os.PathLike, device: str | None = None) -> tuple[Any, Any, dict]:
     """Rebuild the method of a finished run with its trained state: (method, dataset, run.json)."""
     run_dir = Path(run_dir)
-    run = json.loads((run_dir / "run.json").read_text())
+    run = read_run(run_dir / "run.json")
     cfg = RunConfig.from_dict(run["config"])
     if device is not None:
         cfg = replace(cfg, device=device)

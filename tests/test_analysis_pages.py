@@ -255,6 +255,32 @@ def test_figure_models_and_their_maps(results):
     assert ((stats["entropy"] > 0) & (stats["entropy"] <= 1 + 1e-9)).all()
 
 
+def test_figures_are_drawn_from_the_runs_artifact_without_models_or_data(results, tmp_path):
+    """With the data a figure is computed and stored beside its run; without it (no model, no images) the same
+    figure comes from that file, and a file for other settings is never used."""
+    import shutil
+
+    _, folder = results
+    run = tmp_path / "run"
+    shutil.copytree(folder, run)
+    fm = figures.before_after([("ADU", run)])
+    marks = figures.marked_domains(fm.dataset.domains, fm.dataset.domain_names, ("photo",))
+    panels, scores, source = figures.tsne_figure(fm, [("ADU", run)], marks, 4)
+    assert source.startswith("Computed now") and (run / "figure-tsne.json").is_file() and len(panels) == 2
+    nothing = figures.FigureModels({}, None, {}, {})
+    again, scores2, source2 = figures.tsne_figure(nothing, [("ADU", run)], marks, 4)
+    assert source2.startswith("Drawn from `") and "figure-tsne.json" in source2
+    assert [n for n, _ in again] == [n for n, _ in panels] and again[1][1].equals(panels[1][1])
+    assert scores2.equals(scores)
+    stale, _, why = figures.tsne_figure(nothing, [("ADU", run)], marks, 5)  # another setting, no way to compute it
+    assert not stale and why.startswith("**No figure here:** the stored artifact is for other runs or settings")
+    data, rows, stats = figures.attention_figure(fm, [("ADU", run)], fm.dataset.domains, marks, ("photo",), None, 0, 2)
+    assert data.images is not None and [n for n, _ in rows] == ["Zero-shot CLIP", "ADU"] and len(stats)
+    data2, rows2, stats2 = figures.attention_figure(nothing, [("ADU", run)], fm.dataset.domains, marks, ("photo",),
+                                                    None, 0, 2)
+    assert data2.images is None and np.array_equal(rows2[1][1], rows[1][1]) and stats2.equals(stats)
+
+
 def test_figure_method_says_why_it_cannot_rebuild(results, tmp_path):
     import shutil
 
@@ -298,6 +324,8 @@ def test_analysis_plots_draw_with_and_without_runs():
     images = np.zeros((2, 3, 8, 8), dtype=np.uint8)
     fig = plots.attention_grid(images, [("ADU", np.ones((2, 8, 8)))], ["a (kept)", "b (forgotten)"])
     assert len(fig.axes) == 4 and fig.axes[1].get_title() == "b (forgotten)"
+    maps_only = plots.attention_grid(None, [("ADU", np.random.rand(2, 8, 8))], ["a (kept)", "b (forgotten)"])
+    assert len(maps_only.axes) == 2 and maps_only.axes[0].get_ylabel() == "ADU"  # no data here: maps alone
     plt.close("all")
 
 

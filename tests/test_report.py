@@ -416,3 +416,72 @@ def test_grouped_runs_land_where_single_runs_do(results, tmp_path):
         assert Path(row["path"]).relative_to(tmp_path / "smoke") == \
             Path(single.loc[(row["variant"], row["forget"]), "path"]).relative_to(root)
         assert row["h"] == pytest.approx(single.loc[(row["variant"], row["forget"]), "h"], abs=1.0)
+
+
+def test_protocol_page_shows_the_code_docs_as_markdown_not_sphinx():
+    """The docstrings the protocol page quotes are written for Sphinx; the page must not show raw roles."""
+    import re
+
+    from adu_book import protocol
+
+    docs = dict(protocol.choice_docs())
+    assert {"adu_core.data.pacs", "adu_core.methods.gate", "adu_core.recovery"} <= set(docs)
+    for name, doc in docs.items():
+        assert not re.search(r":[a-z]+:`", doc), name
+        assert not re.search(r"(?<!`)``(?!`)", doc), name
+        assert not re.search(r"::\s*$", doc, re.M), name
+    md = protocol.rst_to_markdown("Layout::\n\n    pacs/<domain>\n    x\n\nSee :func:`~adu_core.a.b` and ``c``.")
+    assert md == "Layout:\n\n```\npacs/<domain>\nx\n```\n\nSee `adu_core.a.b` and `c`."
+
+
+@pytest.mark.slow
+def test_a_page_that_stops_on_a_bad_parameter_says_why_first(tmp_path):
+    """Under papermill, the cause is written to the terminal before papermill's report, and the notebook's error
+    is that one line, not a traceback."""
+    out = tmp_path / "out.ipynb"
+    cmd = [sys.executable, "-m", "papermill", "ablation.ipynb", str(out), "-p", "dataset", "synthetic", "-p",
+           "tier", "smoke", "-p", "methods", "bogus_row", "-p", "max_new_runs", "0", "--no-progress-bar"]
+    env = {**os.environ, "ADU_RESULTS_DIR": str(tmp_path / "results")}
+    proc = subprocess.run(cmd, cwd=BOOK, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    cause = "ValueError: unknown rows ['bogus_row']"
+    stderr = proc.stderr
+    assert f"The page stopped: {cause}" in stderr
+    assert stderr.index("The page stopped") < stderr.index("Traceback")  # the cause comes first
+    nb = nbformat.read(out, as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert len(errors) == 1 and len(errors[0]["traceback"]) == 1 and errors[0]["traceback"][0].startswith(cause)
+
+
+def test_other_errors_keep_their_traceback():
+    from adu_book.errors import is_user_error
+    from adu_core.data.base import DataError
+
+    def ours():
+        from adu_book import plans
+
+        plans.select_variants([], "x")
+
+    for fn, expected in ((ours, True), (lambda: int("x"), False)):
+        try:
+            fn()
+        except ValueError as err:
+            assert is_user_error(err) is expected
+    assert is_user_error(DataError("pacs: folder missing"))
+
+
+def test_a_broken_run_json_is_left_out_with_one_line_and_the_page_goes_on(tmp_path):
+    from adu_book import plans
+    from adu_book.runs import ensure_runs
+
+    plan = plans.plan_runs("synthetic", "smoke", plans.method_variants(["baseline", "adu"]), [("sketch",)], (1,),
+                           epochs=1)
+    status = ensure_runs(plan, tmp_path, progress=False, max_new_runs=-1)
+    assert len(status.runs) == 2
+    broken = Path(status.runs["path"].iloc[1])
+    broken.write_text(broken.read_text()[:50])  # truncated
+    again = ensure_runs(plan, tmp_path, progress=False, max_new_runs=-1)
+    assert len(again.runs) == 1 and len(again.missing) == 1 and again.trained == 0  # never overwritten
+    assert len(again.problems) == 1 and "not valid JSON" in again.problems[0] and "run.json" in again.problems[0]
+    assert "**Left out, not a valid run:**" in again.message("main_results")

@@ -199,3 +199,26 @@ def test_auto_precision_uses_bf16_where_the_cpu_has_it(monkeypatch):
     monkeypatch.setattr(train, "cpu_has_bf16", lambda: False)
     assert train.autocast_dtype(make_config("pacs"), cpu) is None
     assert train.precision_name(torch.bfloat16) == "bf16" and train.precision_name(None) == "fp32"
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    ('{"schema": "adu-run/1", "config": {', "not valid JSON (Expecting"),
+    ('{"schema": "someone-else/3"}', "not a run of this project (schema 'someone-else/3'"),
+    ('[1, 2]', "not a run of this project (schema 'list'"),
+    ('{"schema": "adu-run/1", "config": {"dataset": "pacs", "method": "adu", "seed": 1, "tier": "testbed", '
+     '"forget": ["photo"]}, "metrics": {"mem": 50.0, "for": "lots"}}', "missing or not a number: metrics.for, metrics.h"),
+])
+def test_a_broken_run_json_is_one_line_naming_the_file(tmp_path, capsys, content, why):
+    from adu_core.results import RunFileError, load_runs, read_run
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text(content)
+    with pytest.raises(RunFileError) as err:
+        read_run(out / "run.json")
+    assert str(err.value).startswith(f"{out / 'run.json'}: ") and why in str(err.value)
+    assert "delete it to train the run again" in str(err.value) and "\n" not in str(err.value)
+    problems: list[str] = []
+    assert load_runs(tmp_path, problems).empty and problems == [str(err.value)]
+    assert main(["run", "--dataset", "synthetic", "--forget", "sketch", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == f"adu: error: {err.value}"
