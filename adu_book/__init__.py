@@ -19,7 +19,14 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["Page", "notebook_defaults", "page", "unavailable_note"]
+__all__ = ["Page", "book_file", "notebook_defaults", "page", "unavailable_note"]
+
+
+def book_file(name: str):
+    """A file of the book's folder (``book/<name>``) of the project, wherever the page runs from."""
+    from adu_core.paths import project_root
+
+    return project_root() / "book" / name
 
 
 def notebook_defaults() -> None:

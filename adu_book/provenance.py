@@ -7,6 +7,7 @@ import platform
 import textwrap
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from adu_core.results import git_version, package_versions
 
 from .runs import RunStatus, missing_weights, short_path
 
-__all__ = ["provenance_banner", "session_banner"]
+__all__ = ["provenance_banner", "recompute_cost", "session_banner"]
 
 
 def _counted(values: Iterable[Any], width: int = 12) -> str:
@@ -97,3 +98,30 @@ def _data_text(cfg: RunConfig) -> str:
         return (f"{cfg.dataset} is not on this machine, so this execution can neither train missing runs nor "
                 f"compute figures from images; the committed runs and figure artifacts are shown. "
                 f"({type(err).__name__}: {err})")
+
+
+def recompute_cost(results_root: str | Path, card_path: str | Path, workers: int = 2) -> dict[str, str]:
+    """How long the testbed book takes to recompute from nothing, from what the committed files record: the
+    testbed CLIP's pretraining (its card) and every run's own time (run.json ``timings.total_s``, one thread each,
+    ``workers`` runs side by side). Glued on the intro page."""
+    import json
+
+    from adu_core.results import RunFileError, read_run
+
+    seconds, n, threads = 0.0, 0, set()
+    for path in Path(results_root).rglob("run.json"):
+        try:
+            run = read_run(path)
+        except RunFileError:
+            continue
+        seconds += float((run.get("timings") or {}).get("total_s") or 0.0)
+        threads.add((run.get("provenance", {}).get("hardware") or {}).get("torch_threads"))
+        n += 1
+    card = json.loads(Path(card_path).read_text()) if Path(card_path).is_file() else {}
+    pretrain = float((card.get("timings") or {}).get("total_s") or 0.0)
+    wall = pretrain + seconds / max(1, workers)
+    return {"cost_n_runs": str(n), "cost_run_hours": f"{seconds / 3600:.1f}",
+            "cost_threads": ", ".join(str(t) for t in sorted(x for x in threads if x)) or "?",
+            "cost_pretrain_min": f"{pretrain / 60:.0f}", "cost_workers": str(workers),
+            "cost_wall_hours": f"{wall / 3600:.1f}",
+            "cost_cpu": (card.get("hardware") or {}).get("cpu", "?")}
