@@ -298,3 +298,19 @@ def rollout_points(stats: pd.DataFrame) -> sns.FacetGrid:
     for ax in grid.axes.flat:
         ax.tick_params(axis="x", labelrotation=20)
     return grid
+
+
+def relearn_lines(curves: pd.DataFrame, order: Sequence[str] | None = None) -> sns.FacetGrid | plt.Figure:
+    """Forgotten-domain test accuracy against relearning steps: one panel per method, the unlearned model (solid)
+    and the original one (dashed), mean ± sample std over runs."""
+    if not len(curves):
+        fig, ax = plt.subplots(figsize=(4, 2))
+        ax.text(0.5, 0.5, "no runs yet", ha="center", va="center")
+        ax.axis("off")
+        return fig
+    grid = sns.relplot(data=curves, x="step", y="acc", col="variant", style="model", hue="model", kind="line",
+                       errorbar="sd", marker="o", col_order=order, height=2.6, aspect=1.1,
+                       style_order=["unlearned", "original"], hue_order=["unlearned", "original"])
+    grid.set_axis_labels("relearning steps", "forgotten-domain acc. %")
+    grid.set_titles("{col_name}")
+    return grid

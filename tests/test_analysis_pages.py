@@ -430,3 +430,16 @@ def test_figure_page_without_its_run_says_so(tmp_path):
     g = _papermill("attention", tmp_path / "empty", tmp_path / "out.ipynb", **SMOKE, max_new_runs=0)
     assert g["att_n"] == "0" and g["att_ent_forgot_before"] == "n/a"
     assert "run budget does not train it" in g["att_verdict"] and g["_images"] == "0"
+
+
+@pytest.mark.slow
+def test_depth_page_measures_and_then_reads_its_files(tmp_path):
+    """The depth page trains its runs and measures them (budget -1), writes recovery.json beside each run, and a
+    second execution with no budget reads those files and glues the same numbers."""
+    params = {**SMOKE, "methods": "adu,baseline,gate", "relearn_steps": "0,3"}
+    first = _papermill("depth", tmp_path / "results", tmp_path / "a.ipynb", **params, max_new_runs=-1)
+    assert first["depth_n"] == "3" and first["depth_probe_main"] != "n/a" and first["depth_last"] == "3"
+    assert len(list((tmp_path / "results").rglob("recovery.json"))) == 3
+    assert first["_images"] == "1"  # the relearning curves
+    again = _papermill("depth", tmp_path / "results", tmp_path / "b.ipynb", **params, max_new_runs=0)
+    assert {k: v for k, v in again.items() if k != "_images"} == {k: v for k, v in first.items() if k != "_images"}
