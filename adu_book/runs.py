@@ -29,10 +29,13 @@ from adu_core.train import run_experiment, run_folder
 
 from .plans import PlannedRun
 
-__all__ = ["BUDGET_ENV", "RUN_COLUMNS", "TIER_RUN_BUDGET", "RunStatus", "count_runs", "ensure_data", "ensure_runs",
+__all__ = ["BUDGET_ENV", "RUN_COLUMNS", "SHARD_ENV", "shard_slice", "TIER_RUN_BUDGET", "RunStatus", "count_runs", "ensure_data", "ensure_runs",
            "missing_weights", "resolve_budget", "short_path"]
 
 BUDGET_ENV = "ADU_MAX_NEW_RUNS"
+# "k/n": this process trains only the planned runs at positions k, k + n, k + 2n, ... (0-based), so n processes
+# (e.g. one per CPU core, each on one thread) share a page's grid without waiting on each other's run locks.
+SHARD_ENV = "ADU_RUN_SHARD"
 # Missing runs one notebook execution may train when `max_new_runs` is None and ADU_MAX_NEW_RUNS is unset
 # (-1 = all). The testbed's results are committed, so building the book never trains; the paper tier is what a
 # reproducer runs on a GPU (all of it, resumable); smoke runs take seconds.
@@ -57,6 +60,20 @@ def resolve_budget(max_new_runs: int | None, tier: str, force: bool = False) -> 
     if force:
         return -1
     return TIER_RUN_BUDGET.get(tier, -1)
+
+
+def shard_slice() -> slice:
+    """The share of a plan's runs this process may train (``ADU_RUN_SHARD=k/n``; all when unset)."""
+    spec = os.environ.get(SHARD_ENV, "").strip()
+    if not spec:
+        return slice(None)
+    try:
+        k, n = (int(x) for x in spec.split("/"))
+        if not 0 <= k < n:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{SHARD_ENV} must be 'k/n' with 0 <= k < n (e.g. 0/2 and 1/2), got {spec!r}") from None
+    return slice(k, None, n)
 
 
 def short_path(path: str | os.PathLike) -> str:
@@ -164,6 +181,8 @@ def ensure_runs(plan: Sequence[PlannedRun | RunConfig], results_root: str | os.P
             runnable.append(path)
         else:
             blocked[reason] += 1
+    mine = set(list(unique)[shard_slice()])  # a share of the whole plan, the same whatever is done already
+    runnable = [path for path in runnable if path in mine]
     if max_new_runs >= 0:
         runnable = runnable[:max_new_runs]
     trained = 0

@@ -485,3 +485,20 @@ def test_a_broken_run_json_is_left_out_with_one_line_and_the_page_goes_on(tmp_pa
     assert len(again.runs) == 1 and len(again.missing) == 1 and again.trained == 0  # never overwritten
     assert len(again.problems) == 1 and "not valid JSON" in again.problems[0] and "run.json" in again.problems[0]
     assert "**Left out, not a valid run:**" in again.message("main_results")
+
+
+def test_run_shards_split_a_grid_between_processes(tmp_path, monkeypatch):
+    from adu_book import plans
+    from adu_book.runs import ensure_runs, shard_slice
+
+    plan = plans.plan_runs("synthetic", "smoke", plans.method_variants(["baseline"]),
+                           [("sketch",), ("photo",), ("cartoon",)], (1,), epochs=1)
+    monkeypatch.setenv("ADU_RUN_SHARD", "1/2")
+    first = ensure_runs(plan, tmp_path, progress=False, max_new_runs=-1)
+    assert first.trained == 1 and len(first.missing) == 2  # the second of three
+    monkeypatch.setenv("ADU_RUN_SHARD", "0/2")
+    second = ensure_runs(plan, tmp_path, progress=False, max_new_runs=-1)
+    assert second.trained == 2 and not second.missing  # positions 0 and 2: every run once
+    monkeypatch.setenv("ADU_RUN_SHARD", "2/2")
+    with pytest.raises(ValueError, match="ADU_RUN_SHARD must be 'k/n'"):
+        shard_slice()
