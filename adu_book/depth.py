@@ -18,7 +18,7 @@ from adu_core.data.base import DataError
 from adu_core.results import RunFileError
 
 from .effects import effect_text, effect_verdict, paired
-from .runs import RunStatus, short_path
+from .runs import RunStatus, shard_slice, short_path
 
 __all__ = ["DepthStatus", "depth_effects", "ensure_recovery", "facts", "relearn_frame"]
 
@@ -49,12 +49,13 @@ def ensure_recovery(status: RunStatus, budget: int, steps: Sequence[int] = recov
     rows, curves, problems = [], [], []
     runs = status.runs.drop_duplicates("path") if len(status.runs) else status.runs
     folders = [(run, Path(run["path"]).parent) for _, run in runs.iterrows()]
-    new = [f for _, f in folders if not (f / "recovery.json").is_file()]
+    mine = {f for _, f in folders[shard_slice()]}  # ADU_RUN_SHARD: processes share the measurements too
+    new = [f for _, f in folders if not (f / "recovery.json").is_file() and f in mine]
     allowed = set(new if budget < 0 else new[:budget])
     bar = tqdm(total=len(allowed), desc="depth", unit="run", disable=not progress or not allowed)
     measured = missing = 0
     for run, folder in folders:
-        if folder in new and folder not in allowed:
+        if not (folder / "recovery.json").is_file() and folder not in allowed:
             missing += 1
             continue
         try:
