@@ -29,6 +29,7 @@ from .data import get_dataset
 from .data.tensor_cache import cached_images
 from .device import resolve_device
 from .methods import RunEnv, get_method
+from .methods.base import make_options
 from .pipeline import balanced_batches, normalize, random_resized_crop_flip
 from .pseudo_labels import assign_domains
 from .results import SCHEMA, overrides_of, provenance, read_run, run_dir, write_json_atomic
@@ -63,6 +64,10 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
         method = get_method(cfg.method)
     except KeyError as err:
         raise ConfigError(err.args[0]) from None
+    try:
+        make_options(method, cfg.method_options)  # names and ranges of the method's own options, before any work
+    except (TypeError, ValueError) as err:
+        raise ConfigError(str(err)) from None
     try:
         ds = get_dataset(cfg.dataset, root=cfg.data_root)
     except KeyError as err:

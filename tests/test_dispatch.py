@@ -13,8 +13,7 @@ from adu_core.cli import main
 from adu_core.config import make_config
 from adu_core.dispatch import BackendMissing, GridFailed, default_run_dirs, dispatch, plan_jobs
 from adu_core.paths import results_dir
-from adu_core.results import run_dir
-from adu_core.train import resolve_config, run_experiment
+from adu_core.train import resolve_config, run_experiment, run_folder
 
 
 def smoke(**kw):
@@ -132,7 +131,7 @@ def test_grid_writes_where_adu_run_and_the_book_look(tmp_path):
     # The Baseline implies instapg=False and ddl=False: those are the method's, not overrides, so its runs must
     # land in seed1/ as with `adu run` (and a book page's plan), not in a seed1_<hash>/ folder nobody reads.
     cfgs = [make_config("synthetic", method=m, forget=("sketch",)) for m in ("baseline", "adu", "zeroshot")]
-    assert default_run_dirs(cfgs, tmp_path) == [run_dir(tmp_path / "smoke", resolve_config(c)) for c in cfgs]
+    assert default_run_dirs(cfgs, tmp_path) == [run_folder(tmp_path / "smoke", resolve_config(c)) for c in cfgs]
     assert default_run_dirs(cfgs)[0] == results_dir("smoke") / "synthetic" / "baseline" / "forget-sketch" / "seed1"
 
 
@@ -175,7 +174,9 @@ def test_a_group_job_waits_for_a_run_another_worker_holds_and_trains_only_the_re
         job.start()
         job.join(timeout=3)
         assert job.is_alive() and not (dirs[1] / "run.json").exists()  # waits before training either run
-        (dirs[0] / "run.json").write_text(json.dumps({"made_by": "the other engine"}))
+        other = {"schema": "adu-run/1", "config": cfgs[0].to_dict(), "made_by": "the other engine",
+                 "metrics": {"mem": 50.0, "for": 50.0, "h": 50.0}}
+        (dirs[0] / "run.json").write_text(json.dumps(other))
     job.join(timeout=120)
-    assert done["runs"][0] == {"made_by": "the other engine"}  # not trained a second time
+    assert done["runs"][0] == other  # not trained a second time
     assert "multirun" not in done["runs"][1]["timings"]  # its partner was done meanwhile: trained alone

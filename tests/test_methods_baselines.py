@@ -358,5 +358,22 @@ def test_gate_runs_like_any_method_and_reports_its_detector(tmp_path, detector):
 
 
 def test_gate_rejects_unknown_options(tmp_path):
-    with pytest.raises(ValueError, match="detector must be one of zeroshot, probe"):
+    with pytest.raises(ValueError, match="method.detector='oracle' is out of range for gate: one of zeroshot, probe"):
         _gate(tmp_path, detector="oracle")
+
+
+@pytest.mark.parametrize(("method", "option", "value", "allowed"), [
+    ("bbf", "iterations", 0, "a number >= 1"),
+    ("bbf", "sigma", -1.0, "a number > 0"),
+    ("lp++", "momentum", 1.0, "a number >= 0, < 1"),
+    ("clipfit", "lr", -0.1, "none or a number > 0"),
+    ("clipfit", "epochs", "ten", "none or a number >= 1"),
+])
+def test_method_options_are_range_checked(method, option, value, allowed, capsys):
+    from adu_core.cli import main
+
+    code = main(["run", "--dataset", "synthetic", "--forget", "sketch", "--method", method,
+                 "--set", f"method.{option}={value}", "--out", "/nonexistent-never-written"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"adu: error: method.{option}={value!r} is out of range for {method}: {allowed}"

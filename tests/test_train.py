@@ -163,9 +163,11 @@ def test_a_second_worker_waits_for_the_first_and_reuses_its_run(tmp_path):
         worker.start()
         worker.join(timeout=2)
         assert worker.is_alive()  # blocked on the lock held by the "first worker"
-        (out / "run.json").write_text(json.dumps({"made_by": "first worker"}))
+        first = {"schema": "adu-run/1", "config": smoke().to_dict(), "made_by": "first worker",
+                 "metrics": {"mem": 50.0, "for": 50.0, "h": 50.0}}
+        (out / "run.json").write_text(json.dumps(first))
     worker.join(timeout=60)
-    assert done["run"] == {"made_by": "first worker"}  # found the finished run instead of training again
+    assert done["run"] == first  # found the finished run instead of training again
 
 
 def test_ddl_can_read_the_class_token_before_the_projection(tmp_path):

@@ -110,13 +110,39 @@ class Method(nn.Module):
 
 
 def make_options(method_cls: type[Method], given: dict) -> Any:
+    """The method's options from ``given`` (unknown names and out-of-range values are errors naming the option)."""
     cls = method_cls.options_cls
     valid = {f.name for f in dataclasses.fields(cls)}
     unknown = set(given) - valid
     if unknown:
         raise ValueError(f"method {method_cls.name!r} has no option(s) {sorted(unknown)}; "
                          f"valid: {', '.join(sorted(valid)) or 'none'}")
-    return cls(**given)
+    options = cls(**given)
+    for f in dataclasses.fields(cls):
+        problem = _out_of_range(getattr(options, f.name), f.metadata)
+        if problem:
+            raise ValueError(f"method.{f.name}={getattr(options, f.name)!r} is out of range for {method_cls.name}: "
+                             f"{problem}")
+    return options
+
+
+def _out_of_range(value: Any, meta: Any) -> str | None:
+    """What is wrong with an option's value by its field's metadata (``min``, ``above``, ``below``, ``choices``,
+    ``none_ok``), or None. Booleans are not numbers here."""
+    if value is None:
+        return None if meta.get("none_ok") else "a value is required"
+    if "choices" in meta:
+        return None if value in meta["choices"] else f"one of {', '.join(map(str, meta['choices']))}"
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    bounds = [(k, meta[k]) for k in ("min", "above", "below") if k in meta]
+    if not bounds:
+        return None
+    allowed = ", ".join({"min": ">= {}", "above": "> {}", "below": "< {}"}[k].format(v) for k, v in bounds)
+    allowed = ("none or " if meta.get("none_ok") else "") + "a number " + allowed
+    if not number or value != value:
+        return allowed
+    ok = all((value >= v) if k == "min" else (value > v) if k == "above" else (value < v) for k, v in bounds)
+    return None if ok else allowed
 
 
 def normalized(x: torch.Tensor) -> torch.Tensor:

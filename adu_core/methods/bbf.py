@@ -38,18 +38,18 @@ from .base import Method, Outputs, RunEnv, normalized
 
 @dataclass
 class BBFOptions:
-    iterations: int = field(default=400, metadata={"doc": "CMA-ES iterations (BBF: 400)"})
-    popsize: int = field(default=20, metadata={"doc": "CMA-ES population size (BBF: 20)"})
-    sigma: float = field(default=1.0, metadata={"doc": "initial CMA-ES step size in latent space (BBF: 1)"})
-    n_ctx: int = field(default=4, metadata={"doc": "learnt context tokens before the class name (BBF: 4)"})
-    shared_dim: int = field(default=20, metadata={"doc": "shared latent dimension of Latent Context Sharing (BBF: 20)"})
-    unique_dim: int = field(default=5, metadata={"doc": "per-token unique latent dimension (BBF: 5)"})
-    val_shots: int = field(default=1, metadata={
+    iterations: int = field(default=400, metadata={"min": 1, "doc": "CMA-ES iterations (BBF: 400)"})
+    popsize: int = field(default=20, metadata={"min": 2, "doc": "CMA-ES population size (BBF: 20)"})
+    sigma: float = field(default=1.0, metadata={"above": 0, "doc": "initial CMA-ES step size in latent space (BBF: 1)"})
+    n_ctx: int = field(default=4, metadata={"min": 1, "doc": "learnt context tokens before the class name (BBF: 4)"})
+    shared_dim: int = field(default=20, metadata={"min": 0, "doc": "shared latent dimension of Latent Context Sharing (BBF: 20)"})
+    unique_dim: int = field(default=5, metadata={"min": 0, "doc": "per-token unique latent dimension (BBF: 5)"})
+    val_shots: int = field(default=1, metadata={"min": 0,
         "doc": "images per (class, domain) held out of the few-shot set to pick the best candidate by H; "
                "0 = pick by H on the training images [G]"})
-    batch_size: int | None = field(default=None, metadata={
+    batch_size: int | None = field(default=None, metadata={"min": 1, "none_ok": True,
         "doc": "images per fitness evaluation, redrawn each iteration; None = every training image (BBF's code)"})
-    text_chunk: int = field(default=4096, metadata={"doc": "prompts per text-encoder pass (memory bound)"})
+    text_chunk: int = field(default=4096, metadata={"min": 1, "doc": "prompts per text-encoder pass (memory bound)"})
 
 
 @register

@@ -34,13 +34,13 @@ from .base import Method, Outputs, RunEnv, normalized
 
 @dataclass
 class CLIPFitOptions:
-    kd_weight: float = field(default=8.0, metadata={
+    kd_weight: float = field(default=8.0, metadata={"min": 0,
         "doc": "λ_kd of the text knowledge-distillation term 1 − mean cos (CLIPFit's trainer: 8)"})
-    lr: float | None = field(default=None, metadata={
+    lr: float | None = field(default=None, metadata={"above": 0, "none_ok": True,
         "doc": "SGD learning rate; None = the run's lr (CLIPFit: 0.002)"})
-    epochs: int | None = field(default=None, metadata={
+    epochs: int | None = field(default=None, metadata={"min": 1, "none_ok": True,
         "doc": "training epochs; None = the run's epochs (CLIPFit: 100)"})
-    text_chunk: int = field(default=4096, metadata={"doc": "prompts per text-encoder pass (memory bound)"})
+    text_chunk: int = field(default=4096, metadata={"min": 1, "doc": "prompts per text-encoder pass (memory bound)"})
 
 
 def trainable_names(clip: nn.Module) -> list[str]:

@@ -34,10 +34,10 @@ ANSWERS = ("random", "uniform")
 
 @dataclass
 class GateOptions:
-    detector: str = field(default="zeroshot", metadata={
+    detector: str = field(default="zeroshot", metadata={"choices": DETECTORS,
         "doc": "domain detector: zeroshot (CLIP's domain prompts, no labels) or probe (logistic regression on the "
                "frozen features of the few-shot images)"})
-    answer: str = field(default="random", metadata={
+    answer: str = field(default="random", metadata={"choices": ANSWERS,
         "doc": "what a gated image gets: random (one class drawn uniformly; accuracy at chance) or uniform (flat "
                "logits; argmax then picks the first class)"})
     domain_template: str = field(default="a {domain} of a {}.", metadata={
@@ -55,10 +55,6 @@ class DomainGate(Method):
     def __init__(self, env: RunEnv) -> None:
         super().__init__(env)
         opt = self.options
-        if opt.detector not in DETECTORS:
-            raise ValueError(f"gate: detector must be one of {', '.join(DETECTORS)}, not {opt.detector!r}")
-        if opt.answer not in ANSWERS:
-            raise ValueError(f"gate: answer must be one of {', '.join(ANSWERS)}, not {opt.answer!r}")
         if "{domain}" not in opt.domain_template or "{}" not in opt.domain_template:
             raise ValueError("gate: domain_template needs a {domain} and a {} placeholder")
         dim = env.text_features.shape[1]

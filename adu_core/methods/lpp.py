@@ -34,14 +34,14 @@ from .base import Method, Outputs, RunEnv, normalized
 
 @dataclass
 class LPPOptions:
-    steps: int = field(default=300, metadata={"doc": "full-batch gradient steps (LP++: 300 epochs)"})
-    alpha_every: int = field(default=10, metadata={"doc": "one α step per this many W steps (LP++: 10)"})
-    momentum: float = field(default=0.9, metadata={"doc": "SGD momentum of W (LP++: 0.9)"})
-    lr_scale: float = field(default=1.0, metadata={
+    steps: int = field(default=300, metadata={"min": 1, "doc": "full-batch gradient steps (LP++: 300 epochs)"})
+    alpha_every: int = field(default=10, metadata={"min": 1, "doc": "one α step per this many W steps (LP++: 10)"})
+    momentum: float = field(default=0.9, metadata={"min": 0, "below": 1, "doc": "SGD momentum of W (LP++: 0.9)"})
+    lr_scale: float = field(default=1.0, metadata={"above": 0,
         "doc": "multiplier of both data-driven step sizes (1 = LP++'s 4/λ_max and 1/(4·max mean s²))"})
-    alpha_init_scale: float = field(default=250.0, metadata={
+    alpha_init_scale: float = field(default=250.0, metadata={"min": 0,
         "doc": "α starts at this × the mean text similarity of the training features (LP++: 250)"})
-    views: int = field(default=1, metadata={
+    views: int = field(default=1, metadata={"min": 0,
         "doc": "augmented views per training image, each a training sample (LP++: 1); 0 = centre crop only"})
     crop_scale: tuple[float, float] = field(default=(0.5, 1.0), metadata={
         "doc": "random-resized-crop area range of the views (LP++: (0.5, 1))"})
