@@ -502,3 +502,37 @@ def test_run_shards_split_a_grid_between_processes(tmp_path, monkeypatch):
     monkeypatch.setenv("ADU_RUN_SHARD", "2/2")
     with pytest.raises(ValueError, match="ADU_RUN_SHARD must be 'k/n'"):
         shard_slice()
+
+
+def test_a_row_without_a_metric_shows_a_dash_not_nan():
+    """Table 4: the head's accuracy exists for ADU only; the other rows show "–" in every column of that metric."""
+    from adu_book import tables
+
+    runs = pd.DataFrame({"variant": ["Zero-shot CLIP", "Baseline", "ADU"], "domain_acc": [60.0, 62.0, 70.0],
+                         "domain_acc_head": [None, None, 90.0]})
+    paper = pd.DataFrame({"variant": ["Zero-shot CLIP", "Baseline", "ADU"], "metric": "domain_acc",
+                          "value": [25.8, 31.06, 79.43]})
+    summary = tables.summary_table(runs, paper, keys=["variant"], metrics=("domain_acc", "domain_acc_head"))
+    shown = tables.display_table(summary, ["variant"])
+    text = shown.to_string()
+    assert "nan" not in text.lower() and "NaN" not in text
+    head = [c for c in shown.columns if c[0] == "Domain acc. (ADU head)"]
+    assert shown.loc["Baseline", head].tolist() == ["–", "–", "–"] and shown.loc["ADU", head[1]] == "90.00"
+
+
+def test_the_chance_label_sits_outside_the_bars():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from adu_book import plots
+
+    runs = pd.DataFrame({"variant": ["Baseline", "ADU"], "domain_acc": [30.0, 26.0], "n_forget": 1})
+    grid = plots.bars_vs_paper(runs, pd.DataFrame(columns=["variant", "metric", "value"]), x="variant",
+                               metrics=("domain_acc",), order=["Baseline", "ADU"], paper_label="paper")
+    plots.chance_line(grid, 25.0, 2)
+    label = next(t for ax in grid.axes.flat for t in ax.texts if t.get_text() == "chance")
+    x, _ = label.get_position()
+    assert x >= 1.0 and label.get_transform() is not label.axes.transData  # right of the panel, in axes units
+    plt.close("all")
