@@ -85,15 +85,20 @@ def test_card_fields(card):
 
 
 def test_card_meets_the_testbed_rules(card):
-    """What a faithful proxy needs (DESIGN.md): disjoint data, no memorisation, class accuracy high enough to
-    land (mean >= 60 %, every domain >= 50 %), domain information still there, and the v1 comparison."""
+    """What a faithful proxy needs to land (DESIGN.md, issue 14): disjoint data, no memorisation, a mean class
+    accuracy over the 60 % floor, domain information still there, and the v1 comparison. The stretch targets
+    (mean >= 65 %, every domain >= 50 %) are reported, met or missed, in the card's README."""
+    m = _script()
     assert card["disjointness"]["shared_sha256"] == 0
     assert card["disjointness"]["near_duplicate_pairs_across_same_cell"] == 0
     this, v1 = card["diagnostics"]["this"], card["diagnostics"]["v1"]
     test = this["test"]
-    assert test["class_acc_mean"] >= 60.0 and min(test["class_acc"].values()) >= 50.0, test["class_acc"]
-    assert abs(this["memorisation_gap"]["pool_minus_test"]) <= 3.0
-    assert this["probe"]["domain"] >= 80.0
+    assert test["class_acc_mean"] >= m.LANDING_FLOOR, test["class_acc"]
+    assert abs(this["memorisation_gap"]["pool_minus_test"]) <= m.GAP_LIMIT
+    assert this["probe"]["domain"] >= m.DOMAIN_PROBE_MIN
+    readme = (TESTBED / "README.md").read_text()
+    for target, value, met in m.target_checks(card):  # every target in the README, a miss marked as one
+        assert f"| {target} | {value} | {'met' if met else '**missed**'} |" in readme, target
     for model in (this, v1):
         shares = model["variance_share"]
         assert 0 <= shares["class"] <= 1 and 0 <= shares["domain"] <= 1
