@@ -68,6 +68,13 @@ class _Collector(HTMLParser):
             self.classes.append(a["class"] or "")
 
 
+def landing(path: Path) -> Path:
+    """The file a browser ends on: jupyter-book's index.html only redirects (meta refresh) to the first page, and the
+    DOM Chromium dumps is that page's, so its relative image paths resolve from there."""
+    m = re.search(r'http-equiv="refresh"\s+content="\d+;\s*url=([^"]+)"', path.read_text(errors="replace"), re.I)
+    return (path.parent / unquote(m.group(1))).resolve() if m else path
+
+
 def _page_ids() -> list[str]:
     return [str(p.relative_to(HTML)) for p in pages()] if HTML.is_dir() else []
 
@@ -96,7 +103,8 @@ def test_page_loads_without_errors(browser, page):
         if url.scheme == "data":
             continue
         assert url.scheme in ("", "file"), f"{page}: image {src} is not local (the book must work offline)"
-        target = Path(unquote(url.path)) if url.scheme == "file" else (path.parent / unquote(url.path)).resolve()
+        base = landing(path).parent
+        target = Path(unquote(url.path)) if url.scheme == "file" else (base / unquote(url.path)).resolve()
         assert target.is_file() and target.stat().st_size > 0, f"{page}: image {src} does not resolve"
     if page in FIGURE_PAGES:
         figures = [s for s in parser.images if "jupyter_execute" in s or re.search(r"_images/.*\.png$", s)]
