@@ -47,12 +47,21 @@ def per_size(effects: Mapping[Any, Mapping[str, Any]], sizes: Sequence[int], hig
     return "|D_forget| = " + "; ".join(parts) if parts else "not measurable yet (no paired runs)"
 
 
+def seeds_shown(planned: Sequence[int], runs: pd.DataFrame) -> str:
+    """The seeds the runs shown have, and the planned ones still missing: "1 (2, 3 not run yet)"."""
+    have = sorted({int(s) for s in runs["seed"]}) if len(runs) and "seed" in runs else []
+    missing = [s for s in planned if s not in have]
+    text = ", ".join(str(s) for s in have) or "none"
+    return f"{text} ({', '.join(str(s) for s in missing)} not run yet)" if missing else text
+
+
 def best_method(best: Mapping[Any, Mapping[str, Any]], key: Any) -> str:
     """Who leads by mean H in group ``key``, and whether the lead over the runner-up is outside the noise."""
     entry = best.get(key)
     if not entry:
         return "not measurable yet (no runs)"
-    text = f"{entry['best']} (H {entry['best_mean']:.2f})"
+    n = entry.get("n")
+    text = f"{entry['best']} (H {entry['best_mean']:.2f}{f', n = {n}' if n else ''})"
     if "runner_up" not in entry:
         return text
     lead = entry.get("lead")
@@ -75,7 +84,7 @@ def main_results(pg, summary: pd.DataFrame, runs: pd.DataFrame, ref: str, sizes:
         "main_dataset": dataset_name(pg.dataset),
         "main_tier": pg.tier,
         "main_n_runs": str(count_runs(runs)),
-        "main_seeds": ", ".join(str(s) for s in pg.seeds),
+        "main_seeds": seeds_shown(pg.seeds, runs),
         "main_paper_h_gain": fmt(mean_of(theirs["h"])),
         "main_paper_for_gain": signed(mean_of(theirs["for"])),
         "main_paper_mem_change": signed(mean_of(theirs["mem"])),
@@ -113,7 +122,7 @@ def ablation(pg, summary2: pd.DataFrame, summary3: pd.DataFrame, runs: pd.DataFr
         "abl_ref3": dataset_name(ref3),
         "abl_dataset": dataset_name(pg.dataset),
         "abl_n_runs": str(count_runs(runs)),
-        "abl_seeds": ", ".join(str(s) for s in pg.seeds),
+        "abl_seeds": seeds_shown(pg.seeds, runs),
     }
     than = ("higher than the Baseline's", "lower than the Baseline's")
     for key in ("instapg_only", "ddl_only", "adu"):
@@ -167,6 +176,19 @@ def sensitivity_counts(points: Mapping[str, Sequence[SweepPoint]], sets: Sequenc
             "sens_n_planned": str(status.n_unique)}
 
 
+def settling(labels: Sequence[Any], values: Sequence[float], symbol: str, tol: float) -> str:
+    """Where a sweep's curve of mean H settles within ``tol`` points, judged only with two or more points."""
+    have = sum(not pd.isna(v) for v in values)
+    if have == 0:
+        return "cannot be judged yet (no runs)"
+    if have < 2:
+        return "cannot be judged yet (one point of the grid has runs)"
+    start = plateau(labels, values, tol)
+    if start is None:
+        return f"does not stay within {tol:g} points anywhere along the grid"
+    return f"stays within {tol:g} points from {symbol} = {start} on"
+
+
 def sensitivity(pg, runs: pd.DataFrame, points: Mapping[str, Sequence[SweepPoint]], sets: Sequence[Sequence[str]],
                 plateau_tol: float) -> dict[str, str]:
     """Each sweep's curve of H, and where the γ and λ curves settle (the paper's only statement)."""
@@ -180,13 +202,7 @@ def sensitivity(pg, runs: pd.DataFrame, points: Mapping[str, Sequence[SweepPoint
         return labels, [h.get(v, NAN) for v in labels]
 
     def settles(sweep, symbol):
-        labels, values = curve(sweep)
-        if sweep not in points or all(pd.isna(v) for v in values):
-            return "cannot be judged yet (no runs)"
-        start = plateau(labels, values, plateau_tol)
-        if start is None:
-            return f"does not stay within {plateau_tol:g} points anywhere along the grid"
-        return f"stays within {plateau_tol:g} points from {symbol} = {start} on"
+        return settling(*curve(sweep), symbol, plateau_tol) if sweep in points else "cannot be judged yet (no runs)"
 
     symbols = {"gamma": "γ = ", "lam": "λ = ", "lam_pre": "λ = ", "prompt_depth": "depth ", "n_ctx": "",
                "mmd_kernel": "", "instapg": "", "epochs": ""}

@@ -106,6 +106,11 @@ def depth_effects(depth: DepthStatus, methods: Sequence[str], steps: Sequence[in
     return pd.DataFrame(records).set_index("method") if records else pd.DataFrame()
 
 
+def pct(x: float) -> str:
+    """An accuracy for the page's text: "47.20 %", or a dash saying it is not measured yet."""
+    return "– (not measured yet)" if x != x else f"{x:.2f} %"
+
+
 def facts(depth: DepthStatus, steps: Sequence[int], main: str = "ADU", other: str = "Baseline") -> dict[str, str]:
     """The page's glued phrases: ADU's probe and relearning against the original, and ADU's against the Baseline's."""
     def probe_effect(m):
@@ -125,9 +130,9 @@ def facts(depth: DepthStatus, steps: Sequence[int], main: str = "ADU", other: st
 
     def probe_mean(m, model):
         try:
-            return f"{float(frame_probe[(m, model)]):.2f}"
+            return pct(float(frame_probe[(m, model)]))
         except (KeyError, TypeError):
-            return "n/a"
+            return pct(float("nan"))
 
     return {
         "depth_n": str(depth.frame["path"].nunique() if len(depth.frame) else 0),
@@ -136,8 +141,8 @@ def facts(depth: DepthStatus, steps: Sequence[int], main: str = "ADU", other: st
                                              "lower than the original's"),
         "depth_probe_vs_other": effect_verdict(adu_vs_base, f"higher than the {other}'s", f"lower than the {other}'s"),
         "depth_first": str(first), "depth_last": str(last),
-        "depth_main_start": f"{after(main, first):.2f}", "depth_main_end": f"{after(main, last):.2f}",
-        "depth_orig_end": f"{after(main, last, 'original'):.2f}",
+        "depth_main_start": pct(after(main, first)), "depth_main_end": pct(after(main, last)),
+        "depth_orig_end": pct(after(main, last, "original")),
         "depth_relearn_vs_other": effect_verdict(relearn_vs_base, f"higher than the {other}'s",
                                                  f"lower than the {other}'s"),
     }

@@ -16,7 +16,8 @@ import pandas as pd
 
 from adu_core.metrics import paired_difference
 
-__all__ = ["PAIR_ON", "best_by", "effect_text", "effect_verdict", "effects_table", "paired"]
+__all__ = ["PAIR_ON", "best_by", "effect_text", "effect_verdict", "effects_for_display", "effects_table", "paired",
+           "shared_pairs"]
 
 PAIR_ON = ("forget", "seed")
 
@@ -88,15 +89,29 @@ def effects_table(runs: pd.DataFrame, reference: str, rows: Iterable[str], metri
     return pd.DataFrame.from_records(records, columns=[by or "group", key, *names, "n pairs", "outside noise"])
 
 
+def effects_for_display(table: pd.DataFrame, by_name: str = "|D_forget|", key_name: str = "method") -> pd.DataFrame:
+    """:func:`effects_table` as a page shows it: rows labelled by (group, row) instead of a running number, a
+    group's rows left out when they repeat "all" (a single group), and "outside noise" as yes/no."""
+    df = table.copy()
+    by, key = df.columns[0], df.columns[1]
+    groups = [g for g in df[by].unique() if g != "all"]
+    if len(groups) == 1:
+        df = df[df[by] == "all"]
+    df["outside noise"] = df["outside noise"].map({True: "yes", False: "no"})
+    return df.rename(columns={by: by_name, key: key_name}).set_index([by_name, key_name])
+
+
 def best_by(runs: pd.DataFrame, metric: str = "h", key: str = "variant", by: str | None = "n_forget"
             ) -> dict[Any, dict[str, Any]]:
     """Per value of ``by`` (and ``"all"``): the row with the highest mean ``metric``, the runner-up, and the paired
-    effect best − runner-up (so a page can say whether the lead is outside the noise)."""
+    effect best − runner-up (so a page can say whether the lead is outside the noise). Means are taken over the
+    (forget set, seed) pairs every row has (``n`` of them), so an incomplete grid compares like with like."""
     out: dict[Any, dict[str, Any]] = {}
     if runs is None or runs.empty:
         return out
     groups = [("all", runs)] + ([(k, g) for k, g in runs.groupby(by, sort=True)] if by else [])
     for k, g in groups:
+        g = shared_pairs(g, key)
         means = g.groupby(key)[metric].mean().sort_values(ascending=False)
         if means.empty:
             continue
@@ -104,5 +119,18 @@ def best_by(runs: pd.DataFrame, metric: str = "h", key: str = "variant", by: str
         if len(means) > 1:
             entry.update(runner_up=means.index[1], runner_up_mean=float(means.iloc[1]),
                          lead=paired(g, means.index[0], means.index[1], metric, key).get("all"))
+        entry["n"] = int(g[list(PAIR_ON)].drop_duplicates().shape[0]) if set(PAIR_ON) <= set(g) else len(g)
         out[k] = entry
     return out
+
+
+def shared_pairs(runs: pd.DataFrame, key: str) -> pd.DataFrame:
+    """The runs on the (forget set, seed) pairs that every row of ``key`` has, so that means are compared on the
+    same forget sets and seeds while a grid is incomplete (a row with extra runs would otherwise average others)."""
+    if not set(PAIR_ON) <= set(runs):
+        return runs
+    pairs = runs[[*PAIR_ON, key]].astype(str).drop_duplicates()
+    counts = pairs.groupby(list(PAIR_ON))[key].nunique()
+    shared = counts[counts == runs[key].nunique()].index
+    keep = pd.MultiIndex.from_frame(runs[list(PAIR_ON)].astype(str)).isin(shared)
+    return runs[keep]

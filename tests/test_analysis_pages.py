@@ -438,8 +438,23 @@ def test_depth_page_measures_and_then_reads_its_files(tmp_path):
     second execution with no budget reads those files and glues the same numbers."""
     params = {**SMOKE, "methods": "adu,baseline,gate", "relearn_steps": "0,3"}
     first = _papermill("depth", tmp_path / "results", tmp_path / "a.ipynb", **params, max_new_runs=-1)
-    assert first["depth_n"] == "3" and first["depth_probe_main"] != "n/a" and first["depth_last"] == "3"
+    assert first["depth_n"] == "3" and first["depth_probe_main"].endswith(" %") and first["depth_last"] == "3"
     assert len(list((tmp_path / "results").rglob("recovery.json"))) == 3
     assert first["_images"] == "1"  # the relearning curves
     again = _papermill("depth", tmp_path / "results", tmp_path / "b.ipynb", **params, max_new_runs=0)
     assert {k: v for k, v in again.items() if k != "_images"} == {k: v for k, v in first.items() if k != "_images"}
+
+
+def test_depth_text_says_what_is_not_measured_yet():
+    from adu_book.depth import pct
+
+    assert pct(47.2) == "47.20 %" and pct(float("nan")) == "– (not measured yet)"  # never "nan %" on the page
+
+
+def test_a_sweep_with_one_point_is_not_judged():
+    from adu_book.conclusions import settling
+
+    nan = float("nan")
+    assert settling([0, 10, 30], [nan, 55.0, nan], "γ", 2) == "cannot be judged yet (one point of the grid has runs)"
+    assert settling([0, 10, 30], [nan] * 3, "γ", 2) == "cannot be judged yet (no runs)"
+    assert settling([0, 10, 30], [40.0, 55.0, 55.5], "γ", 2) == "stays within 2 points from γ = 10 on"

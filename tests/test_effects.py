@@ -63,6 +63,21 @@ def test_effects_table_and_best_method():
     best = effects.best_by(runs)
     assert best["all"]["best"] == "ADU" and best["all"]["runner_up"] == "Baseline"
     assert best["all"]["lead"]["excludes_zero"]
+    shown = effects.effects_for_display(table)
+    assert list(shown.index) == [("all", "ADU"), (1, "ADU"), (2, "ADU")]  # labelled rows, no running number
+    assert list(shown["outside noise"]) == ["yes"] * 3
+    single = effects.effects_table(runs[runs["n_forget"] == 1], "Baseline", ["ADU"], metrics=("h",))
+    assert list(effects.effects_for_display(single).index) == [("all", "ADU")]  # "1" would repeat "all"
+
+
+def test_best_method_compares_rows_on_the_pairs_they_share():
+    """While a grid is incomplete, a row with extra (easy) forget sets must not lead by averaging other pairs."""
+    runs = runs_table(gain=3.0, noise=1.0, seeds=(1,))
+    extra = pd.DataFrame([{"variant": "ADU", "forget": f"x{i}", "seed": 1, "n_forget": 1, "h": 99.0} for i in range(5)])
+    lpp = runs[runs["variant"] == "Baseline"].assign(variant="LP++", h=lambda d: d["h"] + 6.0)
+    best = effects.best_by(pd.concat([runs, extra, lpp]))
+    assert best["all"]["best"] == "LP++" and best["all"]["n"] == 10  # ADU's 99s are on pairs the others lack
+    assert best["all"]["runner_up"] == "ADU" and best["all"]["lead"]["excludes_zero"]
 
 
 @pytest.mark.parametrize(("mean", "lo", "hi", "text"), [

@@ -48,7 +48,10 @@ def test_ledger_rows_fill_each_tier_from_its_runs():
 
     base = pairs([3.1, 2.7, 3.4, 2.9, 3.2])
     lpp = base[base["variant"] == "Baseline"].assign(variant="LP++", h=lambda d: d["h"] + 2.0)  # the strongest rival
-    t1 = pd.concat([base, lpp])
+    # a training-free gate far above everything: ours, not one of the paper's rows, so it is not the rival of
+    # "ADU has the best H of all methods" but has a row of its own
+    gate = base[base["variant"] == "Baseline"].assign(variant="Domain gate", h=lambda d: d["h"] + 20.0)
+    t1 = pd.concat([base, lpp, gate])
     empty = pd.DataFrame(columns=["variant", "forget", "seed", "h", "domain_acc_probe"])
     evidence = {name: empty for name in ("t1", "t2", "t3", "t4", "gamma", "lam", "shots", "pseudo")}
     evidence["t1"] = t1
@@ -58,6 +61,7 @@ def test_ledger_rows_fill_each_tier_from_its_runs():
     assert row.loc["t1_baseline", "testbed: verdict"] == "supported"
     assert row.loc["t1_best", "testbed: verdict"] == "supported"  # ADU − LP++ (the rival) ≈ +1 in every pair
     assert row.loc["t1_best", "testbed: ours"].startswith("+0.") or row.loc["t1_best", "testbed: ours"].startswith("+1.")
+    assert row.loc["t1_gate", "testbed: verdict"] == "contradicted"  # ADU − gate ≈ −17 in every pair
     assert row.loc["t2_ddl", "testbed: verdict"] == "not tested here" and row.loc["t2_ddl", "testbed: ours"] == "no runs"
     assert (table["paper: verdict"].isin(["not tested here", "qualitative"])).all()
     assert row.loc["tsne", "testbed: verdict"] == "qualitative"

@@ -536,3 +536,13 @@ def test_the_chance_label_sits_outside_the_bars():
     x, _ = label.get_position()
     assert x >= 1.0 and label.get_transform() is not label.axes.transData  # right of the panel, in axes units
     plt.close("all")
+
+
+def test_conclusions_name_the_seeds_the_runs_have():
+    """A page planned for seeds 1-3 whose runs so far have seed 1 says so, rather than listing the plan."""
+    from adu_book.conclusions import seeds_shown
+
+    runs = pd.DataFrame({"seed": [1, 1, 1]})
+    assert seeds_shown([1, 2, 3], runs) == "1 (2, 3 not run yet)"
+    assert seeds_shown([1, 2], pd.DataFrame({"seed": [2, 1]})) == "1, 2"
+    assert seeds_shown([1], pd.DataFrame(columns=["seed"])) == "none (1 not run yet)"
