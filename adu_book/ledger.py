@@ -64,10 +64,19 @@ def _sweep_variant(field: str, value: Any) -> Variant:
 
 def collect(pg) -> dict[str, pd.DataFrame]:
     """The runs of every claim's page that exist under the page's results store (budget 0: nothing is trained)."""
+    saved, pg.budget = pg.budget, 0
+    try:
+        return {name: pg.ensure(plan, progress=False).runs for name, plan in evidence_plans(pg).items()}
+    finally:
+        pg.budget = saved
+
+
+def evidence_plans(pg) -> dict[str, list]:
+    """Per piece of evidence, the runs it reads: the same configs (and folders) as the pages the claims link to."""
     all_sets = pg.forget("all", "1,2,3")
     singles = pg.forget("all", "1")
     art = pg.forget_like_art("auto", "1")
-    figure = pg.figure_forget("auto", "1")
+    figure = pg.figure_forget("all", "1")  # the sweep pages' default: every one-domain forget set
     methods = [m for m in ("zeroshot", "gate", "lp++", "clipfit", "bbf", "baseline", "adu")]
     plans = {
         "t1": pg.plan(method_variants(methods), all_sets),
@@ -85,11 +94,7 @@ def collect(pg) -> dict[str, pd.DataFrame]:
                            Variant("adu/kmeans@0.05", "k-means pseudo-labels, 5 % labelled", "adu",
                                    (("domain_label_fraction", 0.05), ("pseudo_labeler", "kmeans")))], figure),
     }
-    saved, pg.budget = pg.budget, 0
-    try:
-        return {name: pg.ensure(plan, progress=False).runs for name, plan in plans.items()}
-    finally:
-        pg.budget = saved
+    return plans
 
 
 # --- the claims -------------------------------------------------------------------------------------------------------
