@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from .effects import effect_text, paired, shared_pairs
+from .effects import best_by, effect_text, paired
 from .names import METHOD_NAMES, PAPER_METHODS, dataset_name
 from .plans import TABLE2_VARIANTS, TABLE3_VARIANTS, Variant, method_variants
 
@@ -115,11 +115,10 @@ def _strongest_rival(runs: pd.DataFrame, me: str = "ADU") -> str | None:
     """The paper's Table 1 row (not ours: zero-shot, the gate) with the highest mean H, on the (forget set, seed)
     pairs every one of them has."""
     rivals = {METHOD_NAMES.get(m, m) for m in PAPER_METHODS} - {me}
-    runs = shared_pairs(runs[runs["variant"].isin(rivals)], "variant") if len(runs) else runs
     if not len(runs):
         return None
-    means = runs.groupby("variant")["h"].mean()
-    return None if means.empty else str(means.idxmax())
+    best = best_by(runs[runs["variant"].isin(rivals)], by=None).get("all")
+    return str(best["best"]) if best else None
 
 
 def _adu_vs_rival(ev):
