@@ -10,7 +10,8 @@ and shows ours beside the paper. The modules, each what its name says:
 * ``paper`` — the paper's numbers and which of them stand beside ours; ``names`` — display names;
 * ``tables`` — tables beside the paper; ``plots`` — figures; ``figures`` — the t-SNE and attention pages' models;
 * ``facts`` and ``conclusions`` — the numbers and phrases each page's prose glues (never typed);
-* ``provenance`` — code, device, weights and data behind the numbers; ``protocol`` — the protocol page.
+* ``provenance`` — code, device, weights and data behind the numbers; ``protocol`` — the protocol page;
+* ``book_plan`` — every page's runs at once: what the whole book costs, and one command that completes it.
 
 The library (``adu_core``) never imports this package: a builder who only wants the method does not need it.
 """

@@ -24,7 +24,7 @@ import pandas as pd
 
 from .effects import best_by, effect_text, paired
 from .names import METHOD_NAMES, PAPER_METHODS, dataset_name
-from .plans import TABLE2_VARIANTS, TABLE3_VARIANTS, Variant, method_variants
+from .plans import TABLE2_VARIANTS, TABLE3_VARIANTS, Variant, method_variants, tier_grid
 
 __all__ = ["CLAIMS", "STABILITY_MARGIN", "VERDICTS", "Claim", "collect", "ledger_rows", "paper_evidence", "verdict"]
 
@@ -80,7 +80,7 @@ def evidence_plans(pg) -> dict[str, list]:
     methods = [m for m in ("zeroshot", "gate", "lp++", "clipfit", "bbf", "baseline", "adu")]
     plans = {
         "t1": pg.plan(method_variants(methods), all_sets),
-        "t2": pg.plan(list(TABLE2_VARIANTS), all_sets),
+        "t2": pg.plan(list(TABLE2_VARIANTS), pg.forget("all", tier_grid("ablation", "n_forget", None, pg.tier))),
         "t3": pg.plan(list(TABLE3_VARIANTS), singles),
         "t4": pg.plan(method_variants(["zeroshot", "baseline", "adu"]), art),
         "gamma": pg.plan([_sweep_variant("gamma", STABILITY_TOP), Variant("adu", "default", "adu")], figure),

@@ -16,9 +16,9 @@ from adu_core.train import resolve_config
 
 from .names import METHOD_NAMES
 
-__all__ = ["SWEEP_SEEDS", "TABLE2_VARIANTS", "TABLE3_VARIANTS", "TIER_SEEDS", "PlannedRun", "Variant", "forget_sets",
+__all__ = ["SWEEP_SEEDS", "TABLE2_VARIANTS", "TABLE3_VARIANTS", "TIER_GRIDS", "TIER_SEEDS", "PlannedRun", "Variant", "forget_sets",
            "forget_text", "method_variants", "parse_forget_sets", "parse_ints", "parse_list", "plan_runs",
-           "resolve_seeds", "rows_of", "table_rows", "select_variants"]
+           "resolve_seeds", "rows_of", "table_rows", "select_variants", "tier_grid"]
 
 # Seeds per tier when a notebook's `seeds` parameter is None. The paper averages 3 seeds [I6]; so does the testbed
 # wherever the paper makes a claim (Tables 1-4), pairing runs by (forget set, seed). Pages that sweep one setting
@@ -26,6 +26,12 @@ __all__ = ["SWEEP_SEEDS", "TABLE2_VARIANTS", "TABLE3_VARIANTS", "TIER_SEEDS", "P
 # 2-core budget (each page states its grid).
 TIER_SEEDS: dict[str, tuple[int, ...]] = {"paper": (1, 2, 3), "testbed": (1, 2, 3), "smoke": (1,)}
 SWEEP_SEEDS: dict[str, tuple[int, ...]] = {"paper": (1, 2, 3), "testbed": (1,), "smoke": (1,)}
+# A page parameter left at None takes its tier's value here. The testbed runs Table 2 on the one-domain forget sets
+# only (as the paper's Table 3): at |D_forget| = 2, 3 its two extra rows would cost 60 more ADU-sized runs (about
+# 3.5 hours on 2 cores) and put the whole book far past its 8-hour goal; `-p n_forget 1,2,3` runs them.
+TIER_GRIDS: dict[str, dict[str, dict[str, Any]]] = {
+    "ablation": {"n_forget": {"paper": "1,2,3", "testbed": "1", "smoke": "1,2,3"}},
+}
 
 
 # --- parameters as papermill passes them ------------------------------------------------------------------------------
@@ -47,6 +53,16 @@ def parse_ints(spec: Any) -> tuple[int, ...]:
     if isinstance(spec, int):
         return (spec,)
     return tuple(int(s) for s in parse_list(spec))
+
+
+def tier_grid(page: str, key: str, value: Any, tier: str) -> Any:
+    """A page's grid parameter: ``value`` when given, else the tier's (:data:`TIER_GRIDS`)."""
+    if value is not None:
+        return value
+    try:
+        return TIER_GRIDS[page][key][tier]
+    except KeyError:
+        raise ValueError(f"{page} has no default {key} for tier {tier!r}; give -p {key} ...") from None
 
 
 def resolve_seeds(seeds: Any, tier: str, sweep: bool = False) -> tuple[int, ...]:

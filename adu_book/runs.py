@@ -8,6 +8,7 @@ and shows what exists, stating n). ``ADU_MAX_NEW_RUNS`` or the notebook paramete
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -115,12 +116,25 @@ class RunStatus:
     def n_unique(self) -> int:
         return len({str(p.labels.get("_path")) for p in self.planned})
 
+    def grid(self) -> str:
+        """The page's grid in words: settings × forget sets (by size) × seeds."""
+        if not self.planned:
+            return "The page plans no runs."
+        sets = {p.cfg.forget for p in self.planned}
+        sizes = sorted({len(f) for f in sets})
+        settings = len({json.dumps({**p.cfg.to_dict(), "forget": None, "seed": None}, sort_keys=True, default=str)
+                        for p in self.planned})  # distinct configurations apart from forget set and seed
+        seeds = sorted({p.cfg.seed for p in self.planned})
+        return (f"Its grid: {settings} configuration{'s' if settings != 1 else ''} × {len(sets)} forget "
+                f"set{'s' if len(sets) != 1 else ''} (|D_forget| = {', '.join(map(str, sizes))}) × "
+                f"seed{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))}.")
+
     def message(self, notebook: str = "NOTEBOOK", params: Mapping[str, Any] | None = None) -> str:
         """A Markdown paragraph for the page: what is shown, what is missing and the command that completes it."""
         total = self.n_unique
         have = total - len({str(p.labels.get("_path")) for p in self.missing})
         text = (f"**{have} of {total} runs** needed by this page exist under `{short_path(self.results_root)}`"
-                f" ({self.existed} found, {self.trained} trained now).")
+                f" ({self.existed} found, {self.trained} trained now). {self.grid()}")
         if self.missing:
             n_missing = total - have
             args = " ".join(f"-p {k} {v}" for k, v in (params or {}).items())
