@@ -2,8 +2,8 @@
 
 What it is for: the intro page states what recomputing the complete book costs (the runs that exist are timed by
 their own ``run.json``; a missing run is estimated from the committed runs of the same method, epochs and shots),
-and ``python -m adu_book.book_plan --run`` completes every missing run in one command (seeds outermost, so an
-interrupted grid is balanced; ``ADU_RUN_SHARD=k/n`` splits it between processes).
+and ``python -m adu_book.book_plan --run`` completes every missing run in one command (one-domain forget sets
+first, then seed by seed, so an interrupted grid is balanced; ``ADU_RUN_SHARD=k/n`` splits it between processes).
 
 Each page's default parameters are read from its notebook's ``parameters`` cell, so this module cannot drift from
 the pages' defaults; the few lines that turn parameters into a plan are the pages' own calls (``grids``, ``plans``).
@@ -254,8 +254,9 @@ def _complete(args, pages: Sequence[str] | None) -> None:
                 planned.setdefault(str(run.labels["_path"]), run)
                 if name in MEASURED_PAGES and run.labels["_path"] not in measured:
                     measured.append(run.labels["_path"])
-    # seeds outermost, one-domain forget sets first (most pages read them), the costly methods early in each seed
-    order = sorted(planned.values(), key=lambda r: (r.cfg.seed, len(r.cfg.forget), r.cfg.method not in
+    # one-domain forget sets first (every page reads them; most read only them), then seed by seed, so that an
+    # interrupted grid is balanced; the costly methods early, so that the two processes end together
+    order = sorted(planned.values(), key=lambda r: (len(r.cfg.forget), r.cfg.seed, r.cfg.method not in
                                                     ("adu", "baseline", "clipfit"), r.cfg.method))
     ensure_runs(order, args.results_root or results_dir(args.tier), max_new_runs=-1)
     steps = plans.parse_ints(notebook_parameters("depth")["relearn_steps"])
