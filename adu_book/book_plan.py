@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from adu_core.train import run_folder
 
@@ -259,8 +260,10 @@ def _complete(args, pages: Sequence[str] | None) -> None:
     order = sorted(planned.values(), key=lambda r: (len(r.cfg.forget), r.cfg.seed, r.cfg.method not in
                                                     ("adu", "baseline", "clipfit"), r.cfg.method))
     ensure_runs(order, args.results_root or results_dir(args.tier), max_new_runs=-1)
+    # each process measures the runs of its own share (those it trained), so none waits for another's runs
+    mine = {str(r.labels["_path"]) for r in order[shard_slice()]}
     steps = plans.parse_ints(notebook_parameters("depth")["relearn_steps"])
-    for folder in measured[shard_slice()]:
+    for folder in tqdm([f for f in measured if str(f) in mine], desc="depth", unit="run"):
         if (folder / "run.json").is_file():
             measure_run(folder, steps=steps)
 
