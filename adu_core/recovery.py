@@ -59,14 +59,14 @@ def probe_recovery(method, env, train: TrainData, test_images: torch.Tensor, tes
 
 
 def relearn_curve(method, env, cfg, train: TrainData, test_images: torch.Tensor, test_labels: np.ndarray,
-                  steps: Sequence[int] = RELEARN_STEPS) -> list[dict[str, float]] | None:
+                  steps: Sequence[int] = RELEARN_STEPS, history: Sequence[dict] = ()) -> list[dict[str, float]] | None:
     """Forgotten-domain test accuracy after each of ``steps`` cross-entropy steps on ``train``; None when the method
     has no gradient parameters. The method's trainable state is restored afterwards."""
     params = [p for p in method.parameters() if p.requires_grad]
     if not params or not method.trains or method.gradient_free:
         return None
     saved = method.trainable_state()
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = method.relearn_optimizer(history)
     trainer = Trainer(cfg, env, train, Path(os.devnull), progress=False)
     gen = torch.Generator(device=env.device).manual_seed(cfg.seed * 1_000_003 + 99)
     order = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 98)
@@ -95,14 +95,23 @@ def relearn_curve(method, env, cfg, train: TrainData, test_images: torch.Tensor,
     return curve
 
 
-def measure(method, env, cfg, data: TrainData, ds, steps: Sequence[int] = RELEARN_STEPS) -> dict[str, Any]:
+def _step_sizes(method, history: Sequence[dict]) -> list[float] | None:
+    """The relearning step size of each parameter group (None: the method does not relearn)."""
+    if method.gradient_free or not method.trains or not any(p.requires_grad for p in method.parameters()):
+        return None
+    return [float(g["lr"]) for g in method.relearn_optimizer(history).param_groups]
+
+
+def measure(method, env, cfg, data: TrainData, ds, steps: Sequence[int] = RELEARN_STEPS,
+            history: Sequence[dict] = ()) -> dict[str, Any]:
     """Probe recovery and relearning curve of ``method`` on the forgotten domains of ``cfg``."""
     test_samples = [s for s in ev.test_subset(ds.samples("test"), cfg.max_test_per_domain) if s.domain in cfg.forget]
     test_images = cached_images(ds, test_samples, env.image_size, desc="decode forgotten test", progress=False)
     labels = np.array([s.label for s in test_samples])
     train = forgotten(data, env.forget_idx)
     return {"probe_acc": probe_recovery(method, env, train, test_images, labels, cfg.eval_batch_size),
-            "relearn": relearn_curve(method, env, cfg, train, test_images, labels, steps),
+            "relearn": relearn_curve(method, env, cfg, train, test_images, labels, steps, history),
+            "relearn_lr": _step_sizes(method, history),
             "n_train": len(train.labels), "n_test": len(test_samples)}
 
 
@@ -119,10 +128,11 @@ def measure_run(run_dir: str | os.PathLike, steps: Sequence[int] = RELEARN_STEPS
     method, ds, run = load_trained(run_dir, device=device)
     cfg, env = method.cfg, method.env
     data, _, _ = build_train_data(cfg, ds, env, progress=False)
-    unlearned = measure(method, env, cfg, data, ds, steps)
+    history = run.get("history") or []  # the method's own step sizes (Method.relearn_optimizer)
+    unlearned = measure(method, env, cfg, data, ds, steps, history)
     torch.manual_seed(cfg.seed)  # the same initialisation the run started from
     original_method = get_method(cfg.method)(env).to(env.device).eval()
-    original = measure(original_method, env, cfg, data, ds, steps)
+    original = measure(original_method, env, cfg, data, ds, steps, history)
     result = {"schema": SCHEMA, "run": run_dir.name, "config": run["config"], "metrics": run["metrics"],
               "unlearned": unlearned, "original": original, "relearn_steps": list(steps),
               "provenance": {"code": git_version(), "run_code": run["provenance"]["code"],

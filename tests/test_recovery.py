@@ -58,3 +58,17 @@ def test_frozen_feature_methods_keep_every_bit_of_probe_accuracy(method, tmp_pat
     assert m["unlearned"]["probe_acc"] == m["original"]["probe_acc"]
     if method == "gate":
         assert m["unlearned"]["relearn"] is None  # no gradient parameters: nothing to relearn
+
+
+def test_each_method_relearns_at_its_own_step_size(baseline_run, tmp_path):
+    """Prompt methods relearn at the shared loop's peak rate; LP++ at the data-driven steps its run recorded
+    (relearning it at 0.0025, thousands of times below its own step, would make it look unlearnable)."""
+    _, out = baseline_run
+    assert recovery.measure_run(out, steps=(0, 5))["unlearned"]["relearn_lr"] == [smoke().lr]
+    lpp = tmp_path / "lpp"
+    run = run_experiment(smoke(method="lp++"), lpp, progress=False)
+    own = [h for h in run["history"] if "lr_alpha" in h][-1]
+    m = recovery.measure_run(lpp, steps=(0, 5))
+    assert m["unlearned"]["relearn_lr"] == pytest.approx([own["lr"], own["lr_alpha"] / 10])
+    assert m["original"]["relearn_lr"] == m["unlearned"]["relearn_lr"]
+    assert own["lr"] > 100 * smoke().lr

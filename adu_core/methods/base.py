@@ -92,6 +92,14 @@ class Method(nn.Module):
             raise ValueError("checkpoint does not match this method's parameters (different method or config)")
         self.load_state_dict(state, strict=False)
 
+    def relearn_optimizer(self, history: list[dict[str, Any]]) -> torch.optim.Optimizer:
+        """The optimiser that relearns this method's parameters (:mod:`adu_core.recovery`): the step size the method
+        itself trained with, so that relearning is neither slowed nor sped up by a foreign step. The default is the
+        shared gradient loop's SGD at its peak rate (``cfg.lr``); ``history`` is the run's training history."""
+        cfg = self.cfg
+        params = [p for p in self.parameters() if p.requires_grad]
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
     # helpers shared by CLIP-style methods
     def class_logits(self, features: torch.Tensor) -> torch.Tensor:
         return self.env.logit_scale * features @ self.env.text_features.to(features.dtype).T

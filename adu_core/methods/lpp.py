@@ -22,6 +22,7 @@ interrupted run simply redoes it. Features are cached on disk (see :mod:`adu_cor
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -124,6 +125,17 @@ class LinearProbePP(Method):
                     "epoch": step + 1, "loss": total.item(), "memorize": mem.item(), "forget": fgt.item(),
                     "lr": lr_w, "lr_alpha": lr_alpha, "alpha_mean": self.alpha.detach().mean().item()})
         self.head.weight.grad = self.head.bias.grad = self.alpha.grad = None
+
+    def relearn_optimizer(self, history: list[dict[str, Any]]) -> torch.optim.Optimizer:
+        """LP++'s own data-driven steps, as the run recorded them (W: ``lr``; α: ``lr_alpha`` spread over the
+        ``alpha_every`` W-steps it stands for), not the prompt methods' 0.0025, thousands of times smaller."""
+        steps = [h for h in history if "lr" in h and "lr_alpha" in h]
+        if not steps:
+            raise ValueError("this LP++ run's history records no step sizes; retrain it to measure relearning")
+        opt = self.options
+        return torch.optim.SGD([{"params": self.head.parameters(), "lr": float(steps[-1]["lr"])},
+                                {"params": [self.alpha], "lr": float(steps[-1]["lr_alpha"]) / opt.alpha_every}],
+                               lr=float(steps[-1]["lr"]), momentum=opt.momentum)
 
     @staticmethod
     def step_sizes(feats: torch.Tensor, sims: torch.Tensor, forget: torch.Tensor) -> tuple[float, float]:
