@@ -228,7 +228,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--run", action="store_true", help="train the missing runs, then the depth measurements")
     args = ap.parse_args(argv)
     pages = plans.parse_list(args.pages) or None
-    bp = book_plan(args.dataset, args.tier, args.results_root, pages)
+    try:
+        bp = book_plan(args.dataset, args.tier, args.results_root, pages)
+    except ValueError as err:  # an unknown page, dataset or tier: the cause in one line
+        ap.exit(2, f"error: {err}\n")
     cost = estimate_cost(bp)
     print(cost["per_page"].to_string(index=False, float_format=lambda x: f"{x:.1f}"))
     print(f"runs: {cost['runs_exist']} of {cost['runs_planned']} exist; depth measurements: "

@@ -19,6 +19,13 @@ BOOK = REPO / "book"
 RUNS_LINE = re.compile(r"\*\*(\d+) of (\d+) runs\*\* needed by this page")
 
 
+def test_an_unknown_page_is_one_line_naming_the_pages():
+    proc = subprocess.run([sys.executable, "-m", "adu_book.book_plan", "--pages", "tables"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "no plan for page 'tables'" in proc.stderr and "main_results" in proc.stderr
+
+
 def test_notebook_parameters_are_the_pages_own():
     p = book_plan.notebook_parameters("shots")
     assert p["shots_grid"] == "1,2,4,8,16" and p["tier"] == "testbed" and "seeds" in p
