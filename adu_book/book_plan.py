@@ -29,7 +29,7 @@ from . import book_file, grids, plans
 from .names import EXTRA_METHODS, PAPER_METHODS
 from .plans import PlannedRun
 
-__all__ = ["PAGE_PLANS", "BookPlan", "book_plan", "estimate_cost", "notebook_parameters", "page_plan"]
+__all__ = ["PAGE_PLANS", "BookPlan", "book_plan", "estimate_cost", "notebook_parameters", "page_plan", "page_title"]
 
 
 @cache
@@ -42,6 +42,13 @@ def notebook_parameters(name: str) -> dict[str, Any]:
             exec("".join(cell["source"]), {}, values)  # noqa: S102 - the project's own notebook: assignments only
             return values
     raise ValueError(f"book/{name}.ipynb has no cell tagged 'parameters'")
+
+
+def page_title(name: str) -> str:
+    """The page's title: the first heading of ``book/<name>.ipynb``."""
+    nb = json.loads(book_file(f"{name}.ipynb").read_text())
+    first = "".join(nb["cells"][0]["source"]).splitlines()[0] if nb["cells"] else ""
+    return first.lstrip("# ").strip() or name
 
 
 def _page(name: str, dataset: str, tier: str, results_root: Path | None, sweep: bool = False):

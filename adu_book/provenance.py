@@ -116,14 +116,14 @@ def recompute_cost(dataset: str, tier: str, card_path: str | Path, results_root:
     side by side; plus the testbed CLIP's pretraining (its card). ``cost_table``: the same per page."""
     import json
 
-    from .book_plan import book_plan, estimate_cost
+    from .book_plan import book_plan, estimate_cost, page_title
 
     cost = estimate_cost(book_plan(dataset, tier, Path(results_root) if results_root else None), workers)
     card = json.loads(Path(card_path).read_text()) if Path(card_path).is_file() else {}
     pretrain_h = float((card.get("timings") or {}).get("total_s") or 0.0) / 3600
     runs_h = cost["wall_hours"]
     total = runs_h + pretrain_h
-    table = cost["per_page"].round({"hours": 1}).rename(columns={
+    table = cost["per_page"].round({"hours": 1}).assign(page=lambda d: d["page"].map(page_title)).rename(columns={
         "planned": "runs planned", "exist": "runs committed", "hours": "CPU-hours (measured + estimated)"})
     met = "met" if total <= GOAL_HOURS else ("met by the runs alone, not with pretraining" if runs_h <= GOAL_HOURS
                                              else "not met")
