@@ -58,12 +58,16 @@ def probe_recovery(method, env, train: TrainData, test_images: torch.Tensor, tes
     return float((probe.predict(test) == test_labels).mean() * 100.0)
 
 
+def _relearns(method) -> bool:
+    """Whether relearning applies: a trained method with gradient parameters."""
+    return method.trains and not method.gradient_free and any(p.requires_grad for p in method.parameters())
+
+
 def relearn_curve(method, env, cfg, train: TrainData, test_images: torch.Tensor, test_labels: np.ndarray,
                   steps: Sequence[int] = RELEARN_STEPS, history: Sequence[dict] = ()) -> list[dict[str, float]] | None:
     """Forgotten-domain test accuracy after each of ``steps`` cross-entropy steps on ``train``; None when the method
     has no gradient parameters. The method's trainable state is restored afterwards."""
-    params = [p for p in method.parameters() if p.requires_grad]
-    if not params or not method.trains or method.gradient_free:
+    if not _relearns(method):
         return None
     saved = method.trainable_state()
     opt = method.relearn_optimizer(history)
@@ -97,7 +101,7 @@ def relearn_curve(method, env, cfg, train: TrainData, test_images: torch.Tensor,
 
 def _step_sizes(method, history: Sequence[dict]) -> list[float] | None:
     """The relearning step size of each parameter group (None: the method does not relearn)."""
-    if method.gradient_free or not method.trains or not any(p.requires_grad for p in method.parameters()):
+    if not _relearns(method):
         return None
     return [float(g["lr"]) for g in method.relearn_optimizer(history).param_groups]
 
