@@ -162,6 +162,37 @@ def book_plan(dataset: str, tier: str, results_root: Path | None = None,
     return BookPlan(pd.DataFrame(rows, columns=cols), pd.DataFrame(measured, columns=cols))
 
 
+SWEEP_PAGES = tuple(name for name, (_, sweep) in PAGE_PLANS.items() if sweep)
+
+
+def _lighter_grids(figure_sets: Sequence[str]) -> dict[str, Callable[[pd.DataFrame], pd.Series]]:
+    """Lighter grids the cost table compares with the book's own: which rows of a plan each keeps."""
+    def seed_one(f: pd.DataFrame) -> pd.Series:
+        return f["seed"] == 1
+
+    def figure_sets_only(f: pd.DataFrame) -> pd.Series:
+        return ~f["page"].isin(SWEEP_PAGES) | f["forget"].isin(figure_sets)
+
+    return {
+        "the book's grid: 3 seeds for Tables 1-4 and the depth page; sweeps 1 seed on every one-domain set": (
+            lambda f: f["seed"] > 0),
+        "one seed everywhere": seed_one,
+        f"one seed everywhere; sweeps on {len(figure_sets)} forget sets ({', '.join(figure_sets)})": (
+            lambda f: seed_one(f) & figure_sets_only(f)),
+    }
+
+
+def grid_costs(bp: BookPlan, figure_sets: Sequence[str], workers: int = 2, extra_hours: float = 0.0) -> pd.DataFrame:
+    """Runs and wall-clock hours (plus ``extra_hours``, e.g. pretraining) of the book's grid and of lighter ones,
+    each estimated the same way (:func:`estimate_cost`): what the time goal would cost in seeds and forget sets."""
+    rows = []
+    for name, keep in _lighter_grids(figure_sets).items():
+        part = BookPlan(bp.runs[keep(bp.runs)], bp.measurements[keep(bp.measurements)])
+        cost = estimate_cost(part, workers)
+        rows.append({"grid": name, "runs": cost["runs_planned"], "hours": cost["wall_hours"] + extra_hours})
+    return pd.DataFrame(rows)
+
+
 def _read(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text()) if path.is_file() else None

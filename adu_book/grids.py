@@ -139,7 +139,9 @@ def sweep_points(sweep: str, values: Any, cfg: RunConfig, depth_points: int = 4)
             v = _sweep_number(sweep, item, float)
             label = f"{v:g}"
             default = math.isclose(v, getattr(cfg, sweep))
-            over = () if default else ((sweep, v),)
+            # A zero weight is the term switched off: Table 3's run of that row (same training), not a new one.
+            off = {"gamma": "ddl_ce", "lam": "ddl_mmd"}[sweep]
+            over = () if default else ((off, False),) if v == 0 else ((sweep, v),)
             x = v
         elif sweep == "lam_pre":  # the λ sweep again, with DDL reading the other feature: no point is the default
             v = _sweep_number("λ", item, float)

@@ -116,11 +116,16 @@ def recompute_cost(dataset: str, tier: str, card_path: str | Path, results_root:
     side by side; plus the testbed CLIP's pretraining (its card). ``cost_table``: the same per page."""
     import json
 
-    from .book_plan import book_plan, estimate_cost, page_title
+    from .book_plan import book_plan, estimate_cost, grid_costs, page_title
+    from .paper import figure_forget_sets
 
-    cost = estimate_cost(book_plan(dataset, tier, Path(results_root) if results_root else None), workers)
+    plan = book_plan(dataset, tier, Path(results_root) if results_root else None)
+    cost = estimate_cost(plan, workers)
     card = json.loads(Path(card_path).read_text()) if Path(card_path).is_file() else {}
     pretrain_h = float((card.get("timings") or {}).get("total_s") or 0.0) / 3600
+    figure_sets = ["+".join(s) for s in figure_forget_sets(get_dataset(dataset).domains)]
+    grids = grid_costs(plan, figure_sets, workers, pretrain_h)
+    fits = grids[grids["hours"] <= GOAL_HOURS]
     runs_h = cost["wall_hours"]
     total = runs_h + pretrain_h
     table = cost["per_page"].round({"hours": 1}).assign(page=lambda d: d["page"].map(page_title)).rename(columns={
@@ -135,4 +140,9 @@ def recompute_cost(dataset: str, tier: str, card_path: str | Path, results_root:
             "cost_pretrain_min": f"{pretrain_h * 60:.0f}", "cost_total_wall": f"{total:.1f}",
             "cost_goal": f"{GOAL_HOURS:g}", "cost_goal_met": met,
             "cost_t1_wall": f"{_page_hours(cost['per_page'], 'main_results') / max(1, workers):.1f}",
-            "cost_cpu": (card.get("hardware") or {}).get("cpu", "?"), "cost_table": table}
+            "cost_cpu": (card.get("hardware") or {}).get("cpu", "?"),
+            "cost_seed1_wall": f"{grids['hours'].iloc[1]:.1f}", "cost_light_wall": f"{grids['hours'].iloc[2]:.1f}",
+            "cost_fits": (f"the fullest of them that fits it is: {fits['grid'].iloc[0]}" if len(fits)
+                          else "none of these grids fits it"),
+            "cost_table": table,
+            "cost_grids": grids.round({"hours": 1}).rename(columns={"hours": "hours from nothing"})}

@@ -63,9 +63,11 @@ def test_like_domain_and_auto_forget_sets():
 
 def test_sweep_points_default_has_no_overrides():
     cfg = make_config("synthetic", "smoke")  # gamma 30, lam 10, depth 3, n_ctx 2, gaussian
-    gamma = grids.sweep_points("gamma", "0,30", cfg)
-    assert [(p.value, p.default, p.overrides, p.x) for p in gamma] == [("0", False, (("gamma", 0.0),), 0.0),
+    gamma = grids.sweep_points("gamma", "0,1,30", cfg)  # 0: Table 3's run without the domain CE
+    assert [(p.value, p.default, p.overrides, p.x) for p in gamma] == [("0", False, (("ddl_ce", False),), 0.0),
+                                                                        ("1", False, (("gamma", 1.0),), 1.0),
                                                                         ("30", True, (), 30.0)]
+    assert grids.sweep_points("lam", "0", cfg)[0].overrides == (("ddl_mmd", False),)
     assert [p.value for p in grids.sweep_points("lam", [1, 10.0], cfg)] == ["1", "10"]
     assert grids.sweep_points("n_ctx", 2, cfg)[0].default
     epochs = grids.sweep_points("epochs", "1,3", dataclasses.replace(cfg, epochs=3))

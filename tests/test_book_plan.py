@@ -102,6 +102,21 @@ def test_a_run_two_pages_share_is_counted_once():
     assert set(cost["per_page"]["page"]) == {"p", "q"}
 
 
+def test_lighter_grids_keep_one_seed_and_the_sweeps_figure_sets():
+    runs = _frame([
+        ("main_results", "t1", "adu", 50, 8, 1, "photo", True, 100.0),
+        ("main_results", "t2", "adu", 50, 8, 2, "photo", True, 100.0),
+        ("main_results", "t3", "adu", 50, 8, 1, "sketch", True, 100.0),
+        ("sensitivity", "t1", "adu", 50, 8, 1, "photo", True, 100.0),  # the default point, shared with Table 1
+        ("sensitivity", "s1", "adu", 50, 8, 1, "photo", False, None),
+        ("sensitivity", "s2", "adu", 50, 8, 1, "sketch", False, None),  # not a figure set: the lightest grid drops it
+    ])
+    grids = book_plan.grid_costs(book_plan.BookPlan(runs, _frame([])), ["photo"], workers=1, extra_hours=1.0)
+    assert list(grids["runs"]) == [5, 4, 3]
+    assert list(grids["hours"]) == pytest.approx([1 + 500 / 3600, 1 + 400 / 3600, 1 + 300 / 3600])
+    assert "photo" in grids["grid"].iloc[2] and "sensitivity" in book_plan.SWEEP_PAGES
+
+
 @pytest.mark.slow
 def test_run_completes_the_missing_runs_and_says_what_is_left(tmp_path):
     env = {**os.environ, "ADU_RESULTS_DIR": str(tmp_path / "results")}
