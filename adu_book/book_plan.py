@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -139,6 +139,7 @@ class BookPlan:
 
     runs: pd.DataFrame
     measurements: pd.DataFrame
+    planned: list[tuple[str, PlannedRun]] = field(default_factory=list)  # (page, run), as the pages planned them
 
     def unique(self) -> pd.DataFrame:
         """One row per run folder (a run several pages share counts once)."""
@@ -147,9 +148,10 @@ class BookPlan:
 
 def book_plan(dataset: str, tier: str, results_root: Path | None = None,
               pages: Sequence[str] | None = None) -> BookPlan:
-    rows, measured = [], []
+    rows, measured, planned = [], [], []
     for name in pages or PAGE_PLANS:
         for run in page_plan(name, dataset, tier, results_root):
+            planned.append((name, run))
             cfg, path = run.cfg, run.labels["_path"]
             row = {"page": name, "path": str(path), "method": cfg.method, "epochs": cfg.epochs, "shots": cfg.shots,
                    "seed": cfg.seed, "forget": "+".join(cfg.forget), "exists": (path / "run.json").is_file(),
@@ -159,7 +161,7 @@ def book_plan(dataset: str, tier: str, results_root: Path | None = None,
                 rec = path / "recovery.json"
                 measured.append({**row, "exists": rec.is_file(), "seconds": _recovery_seconds(rec)})
     cols = ["page", "path", "method", "epochs", "shots", "seed", "forget", "exists", "seconds"]
-    return BookPlan(pd.DataFrame(rows, columns=cols), pd.DataFrame(measured, columns=cols))
+    return BookPlan(pd.DataFrame(rows, columns=cols), pd.DataFrame(measured, columns=cols), planned)
 
 
 SWEEP_PAGES = tuple(name for name, (_, sweep) in PAGE_PLANS.items() if sweep)
@@ -277,11 +279,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
           f"{cost['hours_done']:.1f}, missing ≈ {cost['hours_missing']:.1f}; whole book ≈ "
           f"{cost['wall_hours']:.1f} h with {cost['workers']} runs side by side")
     if args.run:
-        _complete(args, pages)
+        _complete(args, bp)
     return 0
 
 
-def _complete(args, pages: Sequence[str] | None) -> None:
+def _complete(args, bp: BookPlan) -> None:
     from adu_core.paths import results_dir
     from adu_core.recovery import measure_run
 
@@ -290,12 +292,11 @@ def _complete(args, pages: Sequence[str] | None) -> None:
     seeds = set(plans.parse_ints(args.seeds)) if args.seeds else None
     planned: dict[str, PlannedRun] = {}
     measured: list[Path] = []
-    for name in pages or PAGE_PLANS:
-        for run in page_plan(name, args.dataset, args.tier, args.results_root):
-            if seeds is None or run.cfg.seed in seeds:
-                planned.setdefault(str(run.labels["_path"]), run)
-                if name in MEASURED_PAGES and run.labels["_path"] not in measured:
-                    measured.append(run.labels["_path"])
+    for name, run in bp.planned:
+        if seeds is None or run.cfg.seed in seeds:
+            planned.setdefault(str(run.labels["_path"]), run)
+            if name in MEASURED_PAGES and run.labels["_path"] not in measured:
+                measured.append(run.labels["_path"])
     # one-domain forget sets first (every page reads them; most read only them), then seed by seed, so that an
     # interrupted grid is balanced; the costly methods early, so that the two processes end together
     order = sorted(planned.values(), key=lambda r: (len(r.cfg.forget), r.cfg.seed, r.cfg.method not in

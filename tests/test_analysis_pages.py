@@ -117,7 +117,9 @@ def test_sweep_plan_shares_the_default_run(page):
     defaults = [p for p in plan if p.labels["default"]]
     assert {run_folder(page.results_root, p.cfg) for p in defaults} == {run_folder(page.results_root, table1_adu.cfg)}
     gamma0 = next(p for p in plan if p.labels["sweep"] == "gamma" and p.labels["setting"] == "0")
-    assert gamma0.cfg.gamma == 0.0 and gamma0.cfg.epochs == 1 and gamma0.labels["x"] == 0.0
+    # γ = 0 is the domain-classifier term switched off (Table 3's run), plotted at x = 0
+    assert gamma0.cfg.ddl_ce is False and gamma0.cfg.gamma == cfg.gamma and gamma0.cfg.ddl_mmd
+    assert gamma0.cfg.epochs == 1 and gamma0.labels["x"] == 0.0
 
 
 def test_shots_and_pseudo_label_plans(page):
