@@ -23,7 +23,6 @@ from .facts import (
     mean_of,
     plateau,
     signed,
-    trend_after_peak,
     verdict,
     with_unit,
 )
@@ -281,12 +280,27 @@ def shots(pg, runs: pd.DataFrame, ks: Sequence[int], sets: Sequence[Sequence[str
     }
     for m in ("baseline", "adu"):
         facts[f"shots_{m}_h"] = describe_curve(*curve(m), unit=" shots")
-        facts[f"shots_{m}_peak"] = trend_after_peak(*curve(m), unit=" shots")
+        facts[f"shots_{m}_peak"] = after_peak(trained, METHOD_NAMES.get(m, m), *curve(m))
     per_k = paired(trained, METHOD_NAMES["adu"], METHOD_NAMES["baseline"], by="shots") if len(trained) else {}
     facts["shots_adu_vs_baseline"] = "; ".join(
         f"{with_unit(k, ' shots')}: {effect_verdict(per_k[k])}" for k in ks if k in per_k) \
         or "not measurable yet (no paired runs)"
     return facts
+
+
+def after_peak(runs: pd.DataFrame, variant: str, ks: Sequence[int], h: Sequence[float]) -> str:
+    """The paper's overfitting test: H at the most shots minus H at the method's best number of shots, paired by
+    (forget set, seed), so that "it falls after its peak" is said only when the interval excludes 0."""
+    points = [(k, v) for k, v in zip(ks, h, strict=True) if not math.isnan(v)]
+    if len(points) < 2:
+        return "not measurable yet (fewer than two numbers of shots)"
+    peak, last = max(points, key=lambda p: p[1])[0], points[-1][0]
+    if peak == last:
+        return f"it is highest at the most shots ({with_unit(last, ' shots')})"
+    part = runs[runs["variant"] == variant]
+    e = paired(part, last, peak, key="shots").get("all")
+    verdict = effect_verdict(e, higher="it rises", lower="it falls", none="no measurable change")
+    return f"from its peak at {with_unit(peak, ' shots')} to {with_unit(last, ' shots')}, {verdict}"
 
 
 def pseudo_labels(pg, runs: pd.DataFrame, fracs: Sequence[float], sets: Sequence[Sequence[str]]) -> dict[str, str]:

@@ -16,6 +16,8 @@ import pandas as pd
 
 from adu_core.metrics import paired_difference
 
+from .facts import signed
+
 __all__ = ["PAIR_ON", "best_by", "effect_text", "effect_verdict", "effects_for_display", "effects_table", "paired",
            "shared_pairs"]
 
@@ -43,17 +45,13 @@ def paired(runs: pd.DataFrame, a: str, b: str, metric: str = "h", key: str = "va
     return out
 
 
-def _num(x: float, digits: int) -> str:
-    return f"{x:+.{digits}f}".replace("-", "−")
-
-
 def effect_text(e: Mapping[str, Any] | None, digits: int = 2) -> str:
     """``+1.23 (95 % CI −0.40 to +2.86, n = 42)``; ``n/a`` without pairs; no interval for a single pair."""
     if not e or not e.get("n"):
         return "n/a (no paired runs)"
     if e["n"] < 2 or math.isnan(e["lo"]):
-        return f"{_num(e['mean'], digits)} (n = {e['n']}: no interval)"
-    return f"{_num(e['mean'], digits)} (95 % CI {_num(e['lo'], digits)} to {_num(e['hi'], digits)}, n = {e['n']})"
+        return f"{signed(e['mean'], digits)} (n = {e['n']}: no interval)"
+    return f"{signed(e['mean'], digits)} (95 % CI {signed(e['lo'], digits)} to {signed(e['hi'], digits)}, n = {e['n']})"
 
 
 def effect_verdict(e: Mapping[str, Any] | None, higher: str = "higher", lower: str = "lower",

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["describe_curve", "describe_levels", "fmt", "gap", "glue_all", "mean_of", "plateau", "signed",
-           "trend_after_peak", "verdict", "with_unit"]
+           "verdict", "with_unit"]
 
 
 def glue_all(facts: Mapping[str, str]) -> None:
@@ -36,7 +36,10 @@ def fmt(x: Any, digits: int = 2) -> str:
 
 
 def signed(x: float, digits: int = 2) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.{digits}f}"
+    """A difference for prose or a table: always a sign, and a true minus (U+2212), not a hyphen."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{x:+.{digits}f}".replace("-", "\u2212")
 
 
 # --- differences in a summary table -----------------------------------------------------------------------------------
@@ -108,7 +111,7 @@ def describe_curve(labels: Sequence[Any], values: Sequence[float], what: str = "
         return f"{pairs[0][1]:.2f} at {what}{with_unit(pairs[0][0], unit)} (one point only)"
     (l0, v0), (l1, v1) = pairs[0], pairs[-1]
     best = max(pairs, key=lambda p: p[1])
-    text = f"{v0:.2f} at {what}{with_unit(l0, unit)} and {v1:.2f} at {what}{with_unit(l1, unit)} ({v1 - v0:+.2f})"
+    text = f"{v0:.2f} at {what}{with_unit(l0, unit)} and {v1:.2f} at {what}{with_unit(l1, unit)} ({signed(v1 - v0)})"
     if best[0] not in (l0, l1):
         text += f", highest ({best[1]:.2f}) at {what}{with_unit(best[0], unit)}"
     return text
@@ -125,14 +128,3 @@ def describe_levels(labels: Sequence[Any], values: Sequence[float], what: str = 
     worst = min(pairs, key=lambda p: p[1])
     return f"highest with {what}{best[0]} ({best[1]:.2f}), lowest with {what}{worst[0]} ({worst[1]:.2f})"
 
-
-def trend_after_peak(labels: Sequence[Any], values: Sequence[float], unit: str = "") -> str:
-    """Where the curve peaks and what follows: the sign of overfitting the shots page looks for."""
-    pairs = _points(labels, values)
-    if len(pairs) < 2:
-        return "not measurable yet (fewer than two points)"
-    best = max(range(len(pairs)), key=lambda i: pairs[i][1])
-    if best == len(pairs) - 1:
-        return f"highest at the largest value, {with_unit(pairs[-1][0], unit)} ({pairs[-1][1]:.2f})"
-    (lb, vb), (ll, vl) = pairs[best], pairs[-1]
-    return f"highest at {with_unit(lb, unit)} ({vb:.2f}), then {vl - vb:+.2f} by {with_unit(ll, unit)}"

@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from .effects import best_by, effect_text, paired
+from .facts import signed
 from .names import METHOD_NAMES, PAPER_METHODS, dataset_name
 from .plans import TABLE2_VARIANTS, TABLE3_VARIANTS, Variant, method_variants, tier_grid
 
@@ -207,7 +208,7 @@ def _mean_gap(paper: pd.DataFrame, table: int, a: Mapping[str, Any], b: Mapping[
 def paper_evidence(paper: pd.DataFrame) -> dict[str, str]:
     """Per claim, the paper's numbers behind it (as printed; labelled as the paper's)."""
     def fmt(gaps: Mapping[str, float]) -> str:
-        return "; ".join(f"{dataset_name(ds)} {g:+.2f}" for ds, g in gaps.items()) or "–"
+        return "; ".join(f"{dataset_name(ds)} {signed(g)}" for ds, g in gaps.items()) or "–"
 
     t1 = paper[(paper["table"] == 1) & (paper["metric"] == "h")]
     margins = []
@@ -215,7 +216,7 @@ def paper_evidence(paper: pd.DataFrame) -> dict[str, str]:
         adu = g.loc[g["method"] == "adu", "value"]
         rest = g.loc[g["method"] != "adu", "value"]
         if len(adu) and len(rest):
-            margins.append(f"{dataset_name(ds)} |D_forget|={k}: {float(adu.iloc[0]) - float(rest.max()):+.2f}")
+            margins.append(f"{dataset_name(ds)} |D_forget|={k}: {signed(float(adu.iloc[0]) - float(rest.max()))}")
     sw = {"instapg": True, "ddl": False}
     base = {"instapg": False, "ddl": False}
     return {

@@ -141,8 +141,9 @@ def recompute_cost(dataset: str, tier: str, card_path: str | Path, results_root:
             "cost_goal": f"{GOAL_HOURS:g}", "cost_goal_met": met,
             "cost_t1_wall": f"{_page_hours(cost['per_page'], 'main_results') / max(1, workers):.1f}",
             "cost_cpu": (card.get("hardware") or {}).get("cpu", "?"),
-            "cost_seed1_wall": f"{grids['hours'].iloc[1]:.1f}", "cost_light_wall": f"{grids['hours'].iloc[2]:.1f}",
+            **{f"cost_{key}_wall": f"{grids.at[key, 'hours']:.1f}" for key in grids.index},
             "cost_fits": (f"the fullest of them that fits it is: {fits['grid'].iloc[0]}" if len(fits)
                           else "none of these grids fits it"),
+            "cost_tables_fit": "fits" if grids.at["tables_3_seeds", "hours"] <= GOAL_HOURS else "does not fit",
             "cost_table": table,
-            "cost_grids": grids.round({"hours": 1}).rename(columns={"hours": "hours from nothing"})}
+            "cost_grids": grids.reset_index(drop=True).round({"hours": 1}).rename(columns={"hours": "hours from nothing"})}

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .facts import signed
 from .names import METRIC_NAMES
 
 __all__ = ["display_table", "ours_table", "per_forget_set", "styled", "summary_table", "with_run_metrics"]
@@ -81,7 +82,7 @@ def display_table(summary: pd.DataFrame, keys: Sequence[str], paper_col: str = "
         name = METRIC_NAMES.get(m, m)
         blocks[(name, paper_col)] = part["paper"].map(lambda x: "–" if pd.isna(x) else f"{x:.{digits}f}")
         blocks[(name, "ours")] = part["ours"]
-        blocks[(name, "Δ")] = part["diff"].map(lambda x: "–" if pd.isna(x) else f"{x:+.{digits}f}")
+        blocks[(name, "Δ")] = part["diff"].map(lambda x: "–" if pd.isna(x) else signed(x, digits))
     wide = pd.DataFrame(blocks).fillna("–")  # a row one metric lacks (e.g. a head only ADU has) shows "–", not nan
     n = summary.groupby(keys, sort=False)["n"].max()
     wide[("", "n")] = n.reindex(wide.index).fillna(0).astype(int)

@@ -186,10 +186,23 @@ def test_curve_phrases():
     assert facts.describe_curve([1, 16], [5.0, 6.0], unit=" shots") == "5.00 at 1 shot and 6.00 at 16 shots (+1.00)"
     assert facts.describe_curve([1], [float("nan")]) == "not measurable yet (no runs)"
     assert facts.describe_levels(["a", "b"], [1.0, 2.0]) == "highest with b (2.00), lowest with a (1.00)"
-    assert facts.trend_after_peak([1, 2, 4], [10.0, 30.0, 20.0], " shots") == \
-        "highest at 2 shots (30.00), then -10.00 by 4 shots"
-    assert facts.trend_after_peak([1, 2], [1.0, 2.0]).startswith("highest at the largest value, 2")
-    assert facts.trend_after_peak([1], [1.0]).startswith("not measurable")
+    assert facts.describe_curve([1, 16], [6.0, 5.0]) == "6.00 at 1 and 5.00 at 16 (\u22121.00)"  # a true minus
+
+
+def test_the_overfitting_sentence_follows_the_paired_interval():
+    from adu_book.conclusions import after_peak
+
+    rows = [{"variant": "Baseline", "shots": k, "forget": f, "seed": 1, "h": h + drop}
+            for f, drop in (("a", 0.0), ("b", 1.0), ("c", -1.0), ("d", 0.5))
+            for k, h in ((1, 40.0), (4, 60.0), (16, 50.0 - 0.8 * drop))]  # 16 − 4 shots: −10, −10.8, −9.2, −10.4
+    runs = pd.DataFrame(rows)
+    text = after_peak(runs, "Baseline", [1, 4, 16], [40.0, 60.1, 50.0])
+    assert text.startswith("from its peak at 4 shots to 16 shots, it falls: \u221210.10 (95 % CI") and "n = 4" in text
+    noisy = runs.copy()
+    noisy.loc[(noisy["shots"] == 16) & noisy["forget"].isin(["a", "b"]), "h"] += 9  # two pairs barely move
+    assert "no measurable change" in after_peak(noisy, "Baseline", [1, 4, 16], [40.0, 60.0, 54.0])
+    assert after_peak(runs, "Baseline", [1, 4], [40.0, 60.0]) == "it is highest at the most shots (4 shots)"
+    assert after_peak(runs, "Baseline", [1, 4], [40.0, float("nan")]).startswith("not measurable")
 
 
 # --- figure statistics -------------------------------------------------------------------------------------------------------

@@ -107,14 +107,16 @@ def test_lighter_grids_keep_one_seed_and_the_sweeps_figure_sets():
         ("main_results", "t1", "adu", 50, 8, 1, "photo", True, 100.0),
         ("main_results", "t2", "adu", 50, 8, 2, "photo", True, 100.0),
         ("main_results", "t3", "adu", 50, 8, 1, "sketch", True, 100.0),
+        ("depth", "d2", "adu", 50, 8, 2, "photo", True, 100.0),  # not a table: only the book's grid keeps seed 2
         ("sensitivity", "t1", "adu", 50, 8, 1, "photo", True, 100.0),  # the default point, shared with Table 1
         ("sensitivity", "s1", "adu", 50, 8, 1, "photo", False, None),
-        ("sensitivity", "s2", "adu", 50, 8, 1, "sketch", False, None),  # not a figure set: the lightest grid drops it
+        ("sensitivity", "s2", "adu", 50, 8, 1, "sketch", False, None),  # not a figure set: the light grids drop it
     ])
     grids = book_plan.grid_costs(book_plan.BookPlan(runs, _frame([])), ["photo"], workers=1, extra_hours=1.0)
-    assert list(grids["runs"]) == [5, 4, 3]
-    assert list(grids["hours"]) == pytest.approx([1 + 500 / 3600, 1 + 400 / 3600, 1 + 300 / 3600])
-    assert "photo" in grids["grid"].iloc[2] and "sensitivity" in book_plan.SWEEP_PAGES
+    assert list(grids.index) == ["book", "tables_3_seeds", "seed1", "light"]
+    assert list(grids["runs"]) == [6, 4, 4, 3]  # tables_3_seeds: t1 t2 t3 s1; seed1: t1 t3 s1 s2
+    assert list(grids["hours"]) == pytest.approx([1 + 600 / 3600, 1 + 400 / 3600, 1 + 400 / 3600, 1 + 300 / 3600])
+    assert "1 forget sets (photo)" in grids.at["light", "grid"] and "sensitivity" in book_plan.SWEEP_PAGES
 
 
 @pytest.mark.slow

@@ -146,7 +146,7 @@ def test_summary_table_averages_per_run_h():
     wide = tables.display_table(s, ["n_forget", "variant"])
     assert ("H", "paper") in wide.columns and ("H", "Δ") in wide.columns and ("", "n") in wide.columns
     assert wide.loc[(1, "ADU"), ("H", "ours")] == "65.00 ± 7.07"
-    assert wide.loc[(1, "ADU"), ("H", "Δ")] == "-4.96"
+    assert wide.loc[(1, "ADU"), ("H", "Δ")] == "\u22124.96"  # a true minus
     assert wide.loc[(1, "LP++"), ("", "n")] == 0
 
 
