@@ -166,42 +166,38 @@ def book_plan(dataset: str, tier: str, results_root: Path | None = None,
 
 SWEEP_PAGES = tuple(name for name, (_, sweep) in PAGE_PLANS.items() if sweep)
 TABLE_PAGES = ("main_results", "ablation", "domain_accuracy")  # the paper's Tables 1-4, whose claims need 3 seeds
-# The grids of the cost table, by key: the book's own first, then lighter ones (the intro names them by key).
-GRID_NAMES = {
-    "book": "the book's grid: 3 seeds for Tables 1-4 and the depth page; sweeps 1 seed on every one-domain set",
-    "tables_3_seeds": "3 seeds for Tables 1-4 only; the depth page 1 seed; sweeps 1 seed on {figure_sets}",
-    "seed1": "one seed everywhere",
-    "light": "one seed everywhere; sweeps 1 seed on {figure_sets}",
-}
 
 
-def _lighter_grids(figure_sets: Sequence[str]) -> dict[str, Callable[[pd.DataFrame], pd.Series]]:
-    """The grids the cost table compares, by key of :data:`GRID_NAMES`: which rows of a plan each keeps."""
+def _grids(figure_sets: Sequence[str]) -> dict[str, tuple[str, Callable[[pd.DataFrame], pd.Series]]]:
+    """The grids the cost table compares, the book's own first: key -> (description, which rows of a plan it keeps).
+    The intro page names them by key."""
+    sets = f"{len(figure_sets)} forget sets ({', '.join(figure_sets)})"
+
     def seed_one(f: pd.DataFrame) -> pd.Series:
         return f["seed"] == 1
 
-    def figure_sets_only(f: pd.DataFrame) -> pd.Series:
-        return ~f["page"].isin(SWEEP_PAGES) | f["forget"].isin(figure_sets)
+    def light(f: pd.DataFrame) -> pd.Series:  # one seed, and the sweeps only on the figure sets
+        return seed_one(f) & (~f["page"].isin(SWEEP_PAGES) | f["forget"].isin(figure_sets))
 
     return {
-        "book": lambda f: f["seed"] > 0,
-        "tables_3_seeds": lambda f: f["page"].isin(TABLE_PAGES) | (seed_one(f) & figure_sets_only(f)),
-        "seed1": seed_one,
-        "light": lambda f: seed_one(f) & figure_sets_only(f),
+        "book": ("the book's grid: 3 seeds for Tables 1-4 and the depth page; sweeps 1 seed on every one-domain set",
+                 lambda f: f["seed"] > 0),
+        "tables_3_seeds": (f"3 seeds for Tables 1-4 only; the depth page 1 seed; sweeps 1 seed on {sets}",
+                           lambda f: f["page"].isin(TABLE_PAGES) | light(f)),
+        "seed1": ("one seed everywhere", seed_one),
+        "light": (f"one seed everywhere; sweeps 1 seed on {sets}", light),
     }
 
 
 def grid_costs(bp: BookPlan, figure_sets: Sequence[str], workers: int = 2, extra_hours: float = 0.0) -> pd.DataFrame:
     """Runs and wall-clock hours (plus ``extra_hours``, e.g. pretraining) of the book's grid and of lighter ones,
     each estimated the same way (:func:`estimate_cost`): what the time goal would cost in seeds and forget sets.
-    Indexed by the grids' keys (:data:`GRID_NAMES`)."""
-    sets = f"{len(figure_sets)} forget sets ({', '.join(figure_sets)})"
+    Indexed by the grids' keys (:func:`_grids`)."""
     rows = {}
-    for key, keep in _lighter_grids(figure_sets).items():
+    for key, (name, keep) in _grids(figure_sets).items():
         part = BookPlan(bp.runs[keep(bp.runs)], bp.measurements[keep(bp.measurements)])
         cost = estimate_cost(part, workers)
-        rows[key] = {"grid": GRID_NAMES[key].format(figure_sets=sets), "runs": cost["runs_planned"],
-                     "hours": cost["wall_hours"] + extra_hours}
+        rows[key] = {"grid": name, "runs": cost["runs_planned"], "hours": cost["wall_hours"] + extra_hours}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 

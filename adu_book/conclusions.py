@@ -21,6 +21,7 @@ from .facts import (
     fmt,
     gap,
     mean_of,
+    peak_and_last,
     plateau,
     signed,
     verdict,
@@ -31,7 +32,7 @@ from .names import METHOD_NAMES, dataset_name
 from .plans import TABLE2_VARIANTS, TABLE3_VARIANTS, forget_text
 from .runs import RunStatus, count_runs
 
-__all__ = ["ablation", "attention", "domain_accuracy", "main_results", "pseudo_labels", "sensitivity",
+__all__ = ["ablation", "after_peak", "attention", "domain_accuracy", "main_results", "pseudo_labels", "sensitivity",
            "sensitivity_counts", "shots", "tsne"]
 
 NAN = math.nan
@@ -279,8 +280,9 @@ def shots(pg, runs: pd.DataFrame, ks: Sequence[int], sets: Sequence[Sequence[str
         "shots_zeroshot_h": fmt(refs["h"].mean() if len(refs) else NAN),
     }
     for m in ("baseline", "adu"):
-        facts[f"shots_{m}_h"] = describe_curve(*curve(m), unit=" shots")
-        facts[f"shots_{m}_peak"] = after_peak(trained, METHOD_NAMES.get(m, m), *curve(m))
+        ks_m, h_m = curve(m)
+        facts[f"shots_{m}_h"] = describe_curve(ks_m, h_m, unit=" shots")
+        facts[f"shots_{m}_peak"] = after_peak(trained, METHOD_NAMES.get(m, m), ks_m, h_m)
     per_k = paired(trained, METHOD_NAMES["adu"], METHOD_NAMES["baseline"], by="shots") if len(trained) else {}
     facts["shots_adu_vs_baseline"] = "; ".join(
         f"{with_unit(k, ' shots')}: {effect_verdict(per_k[k])}" for k in ks if k in per_k) \
@@ -291,10 +293,10 @@ def shots(pg, runs: pd.DataFrame, ks: Sequence[int], sets: Sequence[Sequence[str
 def after_peak(runs: pd.DataFrame, variant: str, ks: Sequence[int], h: Sequence[float]) -> str:
     """The paper's overfitting test: H at the most shots minus H at the method's best number of shots, paired by
     (forget set, seed), so that "it falls after its peak" is said only when the interval excludes 0."""
-    points = [(k, v) for k, v in zip(ks, h, strict=True) if not math.isnan(v)]
-    if len(points) < 2:
+    ends = peak_and_last(ks, h)
+    if ends is None:
         return "not measurable yet (fewer than two numbers of shots)"
-    peak, last = max(points, key=lambda p: p[1])[0], points[-1][0]
+    peak, last = ends
     if peak == last:
         return f"it is highest at the most shots ({with_unit(last, ' shots')})"
     part = runs[runs["variant"] == variant]

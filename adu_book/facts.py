@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["describe_curve", "describe_levels", "fmt", "gap", "glue_all", "mean_of", "plateau", "signed",
-           "verdict", "with_unit"]
+__all__ = ["describe_curve", "describe_levels", "fmt", "gap", "glue_all", "mean_of", "peak_and_last",
+           "plateau", "signed", "verdict", "with_unit"]
 
 
 def glue_all(facts: Mapping[str, str]) -> None:
@@ -115,6 +115,12 @@ def describe_curve(labels: Sequence[Any], values: Sequence[float], what: str = "
     if best[0] not in (l0, l1):
         text += f", highest ({best[1]:.2f}) at {what}{with_unit(best[0], unit)}"
     return text
+
+
+def peak_and_last(labels: Sequence[Any], values: Sequence[float]) -> tuple[Any, Any] | None:
+    """The labels of a curve's highest point and of its last point, or None with fewer than two points."""
+    pairs = _points(labels, values)
+    return (max(pairs, key=lambda p: p[1])[0], pairs[-1][0]) if len(pairs) >= 2 else None
 
 
 def describe_levels(labels: Sequence[Any], values: Sequence[float], what: str = "") -> str:
