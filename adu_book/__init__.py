@@ -9,6 +9,8 @@ and shows ours beside the paper. The modules, each what its name says:
 * ``runs`` — running only the missing runs, within the page's budget, and reading back those that exist;
 * ``paper`` — the paper's numbers and which of them stand beside ours; ``names`` — display names;
 * ``tables`` — tables beside the paper; ``plots`` — figures; ``figures`` — the t-SNE and attention pages' models;
+* ``forest`` — forest plots of paired effects (the ledger's and the table pages' headline figures); ``legibility`` —
+  every figure's text positions, saved in its PNG, and the checks a test of the built book runs on them;
 * ``facts`` and ``conclusions`` — the numbers and phrases each page's prose glues (never typed);
 * ``provenance`` — code, device, weights and data behind the numbers; ``protocol`` — the protocol page;
 * ``book_plan`` — every page's runs at once: what the whole book costs, and one command that completes it.
@@ -32,8 +34,8 @@ def book_file(name: str):
 
 def notebook_defaults() -> None:
     """What a page sets before it loads the engine: plain-text progress bars (tqdm warns once, at its import, when
-    ipywidgets is missing), pandas tables that show whole cells, and user errors shown as their one-line cause
-    (:mod:`adu_book.errors`)."""
+    ipywidgets is missing), pandas tables that show whole cells, user errors shown as their one-line cause
+    (:mod:`adu_book.errors`), and figures drawn with the positions of their text (:mod:`adu_book.legibility`)."""
     import warnings
 
     import pandas as pd
@@ -44,6 +46,9 @@ def notebook_defaults() -> None:
     from .errors import install_short_errors
 
     install_short_errors()
+    from .legibility import install
+
+    install()
 
 
 def __getattr__(name: str):

@@ -7,14 +7,15 @@ here turn a summary table or a curve into the short phrases those sentences need
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["describe_curve", "describe_levels", "fmt", "gap", "glue_all", "mean_of", "peak_and_last",
-           "plateau", "signed", "verdict", "with_unit"]
+__all__ = ["COMPARISON_WORDS", "compare", "comparison_problems", "describe_curve", "describe_levels", "fmt", "gap",
+           "glue_all", "interval_words", "mean_of", "peak_and_last", "plateau", "signed", "verdict", "with_unit"]
 
 
 def glue_all(facts: Mapping[str, str]) -> None:
@@ -102,18 +103,22 @@ def with_unit(label: Any, unit: str) -> str:
     return f"{label}{unit[:-1] if str(label) == '1' and unit.endswith('s') else unit}"
 
 
-def describe_curve(labels: Sequence[Any], values: Sequence[float], what: str = "", unit: str = "") -> str:
-    """A phrase for a glued sentence: where the curve starts and ends, and its best point."""
+def describe_curve(labels: Sequence[Any], values: Sequence[float], what: str = "", unit: str = "",
+                   value_unit: str = "", diff_unit: str = "") -> str:
+    """A phrase for a glued sentence: where the curve starts and ends, and its highest point (a description of the
+    curve, not a test: the pages test named points with paired intervals). ``value_unit`` follows each value (" %"),
+    ``diff_unit`` the change from start to end (" points")."""
     pairs = _points(labels, values)
     if not pairs:
         return "not measurable yet (no runs)"
     if len(pairs) == 1:
-        return f"{pairs[0][1]:.2f} at {what}{with_unit(pairs[0][0], unit)} (one point only)"
+        return f"{pairs[0][1]:.2f}{value_unit} at {what}{with_unit(pairs[0][0], unit)} (one point only)"
     (l0, v0), (l1, v1) = pairs[0], pairs[-1]
     best = max(pairs, key=lambda p: p[1])
-    text = f"{v0:.2f} at {what}{with_unit(l0, unit)} and {v1:.2f} at {what}{with_unit(l1, unit)} ({signed(v1 - v0)})"
+    text = (f"{v0:.2f}{value_unit} at {what}{with_unit(l0, unit)} and {v1:.2f}{value_unit} at "
+            f"{what}{with_unit(l1, unit)} ({signed(v1 - v0)}{diff_unit})")
     if best[0] not in (l0, l1):
-        text += f", highest ({best[1]:.2f}) at {what}{with_unit(best[0], unit)}"
+        text += f", highest ({best[1]:.2f}{value_unit}) at {what}{with_unit(best[0], unit)}"
     return text
 
 
@@ -123,14 +128,86 @@ def peak_and_last(labels: Sequence[Any], values: Sequence[float]) -> tuple[Any, 
     return (max(pairs, key=lambda p: p[1])[0], pairs[-1][0]) if len(pairs) >= 2 else None
 
 
-def describe_levels(labels: Sequence[Any], values: Sequence[float], what: str = "") -> str:
+def describe_levels(labels: Sequence[Any], values: Sequence[float], what: str = "", value_unit: str = "") -> str:
     """A phrase for unordered levels (kernels, placements): the highest and the lowest and their values."""
     pairs = _points(labels, values)
     if not pairs:
         return "not measurable yet (no runs)"
     if len(pairs) == 1:
-        return f"{pairs[0][1]:.2f} with {what}{pairs[0][0]} (one point only)"
+        return f"{pairs[0][1]:.2f}{value_unit} with {what}{pairs[0][0]} (one point only)"
     best = max(pairs, key=lambda p: p[1])
     worst = min(pairs, key=lambda p: p[1])
-    return f"highest with {what}{best[0]} ({best[1]:.2f}), lowest with {what}{worst[0]} ({worst[1]:.2f})"
+    return (f"highest with {what}{best[0]} ({best[1]:.2f}{value_unit}), lowest with {what}{worst[0]} "
+            f"({worst[1]:.2f}{value_unit})")
 
+
+
+# --- comparisons in words: both sides, the unit, and the interval ---------------------------------------------------
+def interval_words(e: Mapping[str, Any] | None, digits: int = 2) -> str:
+    """The primary interval of a paired effect (:func:`adu_book.effects.paired`), without its mean: "95 % CI
+    −0.40 to +3.65 over seeds, n = 12 in 4 forget sets" (or "over forget sets, n = 4"; or "one pair: no
+    interval")."""
+    if not e or not e.get("n"):
+        return "no paired runs"
+    basis = e.get("basis")
+    part = (e.get("stratified") if basis == "stratified" else e.get("over_sets") if basis == "forget sets"
+            else None) or e
+    if part.get("n", 0) < 2 or math.isnan(part.get("lo", math.nan)):
+        return f"n = {part.get('n', 0)}: no interval"
+    ci = f"95 % CI {signed(part['lo'], digits)} to {signed(part['hi'], digits)}"
+    if basis == "stratified":
+        return f"{ci} over seeds, n = {part['n']} in {part.get('n_strata', e.get('n_sets', '?'))} forget sets"
+    if basis == "forget sets":
+        return f"{ci} over forget sets, n = {part['n']}"
+    return f"{ci}, n = {part['n']}"
+
+
+def compare(e: Mapping[str, Any] | None, a: str, b: str, unit: str = "H points", higher: str = "higher",
+            lower: str = "lower", digits: int = 2) -> str:
+    """One comparison sentence that names both sides and the unit, with the words the 95 % interval allows:
+    ``compare(e, "ADU's H", "the Baseline's")`` -> "ADU's H is higher than the Baseline's by 1.63 H points (95 % CI
+    +0.40 to +2.86 over seeds, n = 12 in 4 forget sets)", or, when the interval covers 0, "ADU's H shows no
+    measurable difference from the Baseline's (+1.63 H points; 95 % CI −0.40 to +3.65 …)". Never a verdict from
+    the mean alone; "not measurable yet" without paired runs, "one pair, no interval" with one."""
+    if not e or not e.get("n"):
+        return f"{a} against {b}: not measurable yet (no paired runs)"
+    mean = float(e["mean"])
+    if e["n"] < 2 or math.isnan(e.get("lo", math.nan)):
+        return f"{a} minus {b}: {signed(mean, digits)} {unit} from one pair (no interval)"
+    ci = interval_words(e, digits)
+    if e.get("excludes_zero"):
+        word = higher if mean > 0 else lower
+        return f"{a} is {word} than {b} by {abs(mean):.{digits}f} {unit} ({ci})"
+    return f"{a} shows no measurable difference from {b} ({signed(mean, digits)} {unit}; {ci})"
+
+
+# The words that make a glued phrase a comparison, and what such a phrase must then name (comparison_problems).
+COMPARISON_WORDS = re.compile(r"\b(higher|lower|no measurable|measurable difference|ahead|behind|falls|rises|"
+                              r"more separated|less separated)\b", re.I)
+_COMPARATOR = re.compile(r"\b(than|from|against|between|versus|vs\.?|relative to|compared with|ahead of|behind)\b|"
+                         r"[\w')\]]\s+(−|-|minus)\s+[\w'(\[]", re.I)
+_DECIMAL = re.compile(r"[+−-]?\d+\.\d+")
+_CI = re.compile(r"95\s*%\s*(CI|interval)", re.I)
+_UNIT = re.compile(r"(\bpoints?\b|%|\bpp\b|\bsilhouette\b|\bentropy\b|\bshare\b|\bsteps?\b)", re.I)
+
+
+def comparison_problems(text: str) -> list[str]:
+    """What a glued phrase that compares lacks (empty when it is fine, or not a comparison). A phrase with a
+    comparison word (:data:`COMPARISON_WORDS`: "higher", "no measurable difference", ...) must
+
+    * name what is compared before its verdict (it does not start with the verdict: "no measurable difference:
+      +1.73" leaves the reader to guess whose accuracy, against what);
+    * name the comparator: "than X", "from X", "against X", "between X and Y", "ahead of X", or "A − B";
+    * give the unit of any number with decimals ("points", "%"; the "95 %" of an interval does not count).
+    """
+    words = COMPARISON_WORDS.search(text)
+    if not words:
+        return []
+    out = []
+    if not text[:words.start()].strip(" :;,.("):
+        out.append(f"starts with its verdict ({words.group(0)!r}): name what is compared first")
+    if not _COMPARATOR.search(text):
+        out.append("names no comparator (than / from / against / between / A − B)")
+    if _DECIMAL.search(text) and not _UNIT.search(_CI.sub("", text)):
+        out.append("gives a number without its unit (points, %)")
+    return out

@@ -27,7 +27,7 @@ from adu_core.pipeline import normalize
 from adu_core.train import load_trained
 
 __all__ = ["ARTIFACT_SCHEMA", "FigureData", "FigureModels", "attention_figure", "before_after", "example_maps",
-           "figure_method", "image_features", "marked_domains", "one_per_domain", "rollout_frame", "rollout_maps",
+           "figure_method", "missing_text", "image_features", "marked_domains", "one_per_domain", "rollout_frame", "rollout_maps",
            "rollout_stats", "rollout_table", "separation_scores", "test_images", "tsne_embedding", "tsne_figure",
            "tsne_panels"]
 
@@ -79,7 +79,21 @@ def figure_method(run_dir: str | Path | None, device: str | None = None) -> tupl
     except FileNotFoundError as err:
         return f"its trained state cannot be loaded: {err}"
     except (BackboneError, DataError, OSError) as err:
-        return f"it cannot be rebuilt on this machine: {type(err).__name__}: {err}"
+        return f"it cannot be rebuilt on this machine: {missing_text(err)}"
+
+
+def missing_text(err: BaseException) -> str:
+    """What a reader needs to know about an error that stops a figure or a measurement on this machine: what is
+    missing and how to get it, without the exception's name or this machine's folders (which are for whoever
+    trains, and show up in their terminal)."""
+    if isinstance(err, DataError):
+        return ("the dataset is not here (fetch it with `adu data download <dataset>`, or point ADU_DATA_ROOT at a "
+                "folder that holds it)")
+    if isinstance(err, BackboneError):
+        return "the backbone's weights are not here (the page's `pretrained` names them)"
+    if isinstance(err, FileNotFoundError):
+        return "a file it needs is not here"
+    return "a file it needs cannot be read here"
 
 
 # --- which images -----------------------------------------------------------------------------------------------------
@@ -226,12 +240,21 @@ def rollout_frame(fm: FigureModels, marks: Mapping[str, str], forget: Sequence[s
     return stats
 
 
+ROLLOUT_COLUMNS = {"entropy": "rollout entropy (1 = uniform)",
+                   "top10": "share of attention on the top 10 % of patches (0.1 = uniform)"}
+
+
 def rollout_table(stats: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
-    """Per (domain, model): mean and sample std of the entropy and top-10 % share, and n (images)."""
+    """Per (domain, model): "mean ± sample std" over the images of the rollout's entropy and of its share on the
+    10 % most attended patches, headed in words, and the number of images."""
     if not len(stats):
         return stats
-    table = stats.groupby(["domain", "model"], sort=False)[["entropy", "top10"]].agg(["mean", "std"]).round(digits)
-    table[("", "n")] = stats.groupby(["domain", "model"], sort=False).size()
+    g = stats.groupby(["domain", "model"], sort=False)
+    table = pd.DataFrame({
+        name: [f"{m:.{digits}f} ± {s:.{digits}f}" if pd.notna(s) else f"{m:.{digits}f}"
+               for m, s in zip(g[col].mean(), g[col].std(), strict=True)]
+        for col, name in ROLLOUT_COLUMNS.items()}, index=g.size().index)
+    table["images"] = g.size().to_numpy()
     return table
 
 
@@ -293,7 +316,7 @@ def _artifact(kind: str, runs: Sequence[tuple[str, Path]], params: Mapping[str, 
     except (DataError, BackboneError, OSError, ValueError) as err:
         why = "the stored artifact is for other runs or settings" if stored else "no artifact is stored"
         return FigureData(None, f"**No figure here:** {why}, and it cannot be computed on this machine: "
-                          f"{type(err).__name__}: {err}")
+                          f"{missing_text(err)}.")
     import time
 
     write_json_atomic(where, {"schema": ARTIFACT_SCHEMA, "kind": kind, "key": key, "params": dict(params),

@@ -11,7 +11,8 @@ import io
 import json
 import os
 import urllib.request
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,13 @@ import pandas as pd
 
 from adu_core.paths import project_root
 
-from .names import METHOD_NAMES, dataset_name
+from .facts import signed
+from .names import METHOD_NAMES, PAPER_METHODS, dataset_name
 
-__all__ = ["FIGURE_DOMAINS", "PAPER_CSV_COLUMNS", "analogous_domain", "figure_forget_sets", "like_domain",
-           "load_paper_numbers", "method_rows", "paper_for_variants", "paper_label", "paper_reference"]
+__all__ = ["COMPARISONS", "FIGURE_DOMAINS", "PAPER_CSV_COLUMNS", "Comparison", "analogous_domain",
+           "Beside", "backbone_of", "beside", "context_label", "context_note", "figure_forget_sets", "like_domain", "load_paper_numbers", "method_rows",
+           "paper_difference", "paper_difference_text", "paper_differences", "paper_for_variants", "paper_label",
+           "paper_reference", "same_setting", "sizes_note"]
 
 PAPER_CSV_COLUMNS = ("table", "dataset", "n_forget", "forget", "method", "instapg", "ddl", "ddl_ce", "ddl_mmd",
                      "metric", "value", "source", "flag", "note")
@@ -95,6 +99,53 @@ def paper_reference(dataset: str, paper: pd.DataFrame, table: int) -> str:
     raise ValueError(f"the paper's Table {table} has no dataset")
 
 
+def context_label(dataset: str, reference: str, backbone: str | None = None) -> str:
+    """The paper's column when it is context: "paper (Mini DomainNet, ViT-B/16): context"; "paper" when it
+    measures what ours does (:func:`same_setting`)."""
+    if same_setting(dataset, reference, backbone):
+        return "paper"
+    return f"paper ({dataset_name(reference)}, ViT-B/16): context"
+
+
+def context_note(dataset: str, reference: str, backbone: str | None, table: int, tier: str,
+                 flagged: pd.DataFrame | None = None) -> str:
+    """A Markdown paragraph above a table: which dataset and backbone the paper's column is, whether Δ = ours −
+    paper is shown (only in the same setting), and the known inconsistencies of the paper's rows shown."""
+    ref = dataset_name(reference)
+    if same_setting(dataset, reference, backbone):
+        text = (f"The paper's column and ours are both {ref} on ViT-B/16 (ours: `{tier}` tier), so Δ = ours − paper "
+                "is the reproduction gap.")
+    else:
+        ours = f"{dataset_name(dataset)} on {'the testbed' + chr(39) + 's small CLIP' if tier == 'testbed' else backbone}"
+        why = (f"the paper's Table {table} has no {dataset_name(dataset)}" if dataset != reference else
+               "the paper's numbers are on ViT-B/16")
+        text = (f"The paper's column is {ref} on CLIP ViT-B/16; ours is {ours}. The two measure different things, so "
+                f"the paper's value is context and no difference is taken ({why}).")
+    if flagged is not None and len(flagged) and "flag" in flagged:
+        for note in flagged.loc[flagged["flag"] != "", "note"].unique():
+            text += f"\n\nKnown inconsistency in the paper ({ref}): {note}."
+    return text
+
+
+@dataclass(frozen=True)
+class Beside:
+    """What stands beside ours on a table page: the paper's dataset (``reference``), whether it measures what ours
+    does (``same``: then Δ = ours − paper is shown), the paper column's label, and the note above the table."""
+
+    reference: str
+    same: bool
+    label: str
+    note: str
+
+
+def beside(pg: Any, table: int, flagged: pd.DataFrame | None = None) -> Beside:
+    """:class:`Beside` for page ``pg`` (:class:`adu_book.notebook.Page`) and the paper's ``table``."""
+    ref = pg.reference(table)
+    backbone = pg.session_cfg().backbone
+    return Beside(ref, same_setting(pg.dataset, ref, backbone), context_label(pg.dataset, ref, backbone),
+                  context_note(pg.dataset, ref, backbone, table, pg.tier, flagged))
+
+
 def paper_label(dataset: str, reference: str) -> str:
     """Column label for the paper's numbers, naming the paper's dataset when it is not ours."""
     return "paper" if dataset == reference else f"paper ({dataset_name(reference)})"
@@ -156,3 +207,142 @@ def figure_forget_sets(domains: Sequence[str], spec: Any = "auto", n: int | None
     if parse is None:
         raise ValueError(f"forget sets {spec!r}: only 'auto' is understood without a parser")
     return list(parse(spec))
+
+
+# --- the paper's own differences (one function for every page and the ledger) ------------------------------------
+PAPER_BACKBONE = "ViT-B-16"  # every number of the paper is on open_clip's ViT-B/16 with OpenAI's weights
+
+
+def backbone_of(cfg: Any) -> str:
+    """The backbone of a run config (``cfg.backbone``), as :func:`same_setting` compares it."""
+    return str(getattr(cfg, "backbone", "") or "")
+
+
+def same_setting(dataset: str, reference: str, backbone: str | None = None) -> bool:
+    """Whether our numbers and the paper's measure the same thing: the same dataset and the paper's backbone.
+    Only then is ours − paper a reproduction gap; otherwise the paper's value is context, and no Δ is shown."""
+    return dataset == reference and (backbone is None or backbone == PAPER_BACKBONE)
+
+
+Selection = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One of the paper's differences: the row ``a`` minus the row ``b`` of ``table`` (rows selected by column values
+    of ``book/paper_numbers.csv``), or minus the strongest of ``rivals`` (by mean over the |D_forget| compared, per
+    dataset: the row picked is named), in ``metric``; ``words`` says it in a sentence ("ADU − Baseline")."""
+
+    table: int
+    a: Selection
+    b: Selection | None
+    words: str
+    metric: str = "h"
+    rivals: tuple[tuple[str, Selection], ...] = ()
+
+
+_NONE, _BOTH = {"instapg": False, "ddl": False}, {"instapg": True, "ddl": True}
+_RIVALS = tuple((METHOD_NAMES[m], {"method": m}) for m in PAPER_METHODS if m != "adu")
+_SINGLES = (("InstaPG only", {"instapg": True, "ddl": False}), ("DDL only", {"instapg": False, "ddl": True}))
+# The paper's differences the book states, by the ledger's claim keys (the ledger and the pages compute the paper's
+# side of each with :func:`paper_difference`, so a page and the ledger never quote two numbers for one difference).
+COMPARISONS: dict[str, Comparison] = {
+    "t1_best": Comparison(1, {"method": "adu"}, None, "ADU − the strongest other row by mean H", rivals=_RIVALS),
+    "t1_baseline": Comparison(1, {"method": "adu"}, {"method": "baseline"}, "ADU − Baseline"),
+    "t2_instapg": Comparison(2, {"instapg": True, "ddl": False}, _NONE, "InstaPG only − Baseline"),
+    "t2_ddl": Comparison(2, {"instapg": False, "ddl": True}, _NONE, "DDL only − Baseline"),
+    "t2_adu": Comparison(2, _BOTH, _NONE, "DDL + InstaPG − Baseline"),
+    "t2_both": Comparison(2, _BOTH, None, "both − the better single component by mean H", rivals=_SINGLES),
+    "t2_both_vs_ddl": Comparison(2, _BOTH, {"instapg": False, "ddl": True}, "DDL + InstaPG − DDL only"),
+    "t3_ce": Comparison(3, {"ddl_ce": True, "ddl_mmd": True}, {"ddl_ce": False, "ddl_mmd": True},
+                        "CE + MMD − MMD only"),
+    "t3_mmd": Comparison(3, {"ddl_ce": True, "ddl_mmd": True}, {"ddl_ce": True, "ddl_mmd": False},
+                         "CE + MMD − CE only"),
+    "t3_mmd_only": Comparison(3, {"ddl_ce": False, "ddl_mmd": True}, {"ddl_ce": False, "ddl_mmd": False},
+                              "MMD only − InstaPG without DDL"),
+    "t3_ce_only": Comparison(3, {"ddl_ce": True, "ddl_mmd": False}, {"ddl_ce": False, "ddl_mmd": False},
+                             "CE only − InstaPG without DDL"),
+    "t3_adu": Comparison(3, {"ddl_ce": True, "ddl_mmd": True}, {"ddl_ce": False, "ddl_mmd": False},
+                         "CE + MMD − InstaPG without DDL"),
+    **{f"t1_{m}_vs_baseline": Comparison(1, {"method": m}, {"method": "baseline"},
+                                         f"{METHOD_NAMES[m]} − Baseline")
+       for m in PAPER_METHODS if m != "baseline"},
+}
+
+
+def _cells(paper: pd.DataFrame, table: int, metric: str, sizes: Iterable[int] | None) -> pd.DataFrame:
+    part = paper[(paper["table"] == table) & (paper["metric"] == metric)]
+    return part if sizes is None else part[part["n_forget"].isin(list(sizes))]
+
+
+def _select(part: pd.DataFrame, sel: Selection) -> pd.Series:
+    rows = part
+    for k, v in sel.items():
+        rows = rows[rows[k].fillna(False).astype(bool) == v] if k in SWITCHES else rows[rows[k] == v]
+    return rows.groupby(["dataset", "n_forget"])["value"].mean()
+
+
+def paper_difference(paper: pd.DataFrame, comparison: str | Comparison, sizes: Iterable[int] | None = None,
+                     dataset: str | None = None) -> pd.DataFrame:
+    """The paper's difference ``a − b`` from its printed means, one row per (dataset, |D_forget|) it prints, on the
+    |D_forget| ``sizes`` (None: every size the paper prints) and the ``dataset`` (None: each it has). Columns:
+    dataset, n_forget, value, versus (the row subtracted: its name when picked among rivals, else "")."""
+    c = COMPARISONS[comparison] if isinstance(comparison, str) else comparison
+    part = _cells(paper, c.table, c.metric, sizes)
+    if dataset is not None:
+        part = part[part["dataset"] == dataset]
+    mine = _select(part, c.a)
+    rows = []
+    for ds in dict.fromkeys(mine.index.get_level_values(0)):
+        if c.b is not None:
+            other, versus = _select(part, c.b), ""
+            other = other[other.index.get_level_values(0) == ds]
+        else:  # the strongest rival by its mean over the sizes compared, as ours picks the strongest on its runs
+            best = None
+            for name, sel in c.rivals:
+                s = _select(part, sel)
+                s = s[s.index.get_level_values(0) == ds]
+                if len(s) and (best is None or s.mean() > best[1].mean()):
+                    best = (name, s)
+            if best is None:
+                continue
+            versus, other = best
+        diff = (mine[mine.index.get_level_values(0) == ds] - other).dropna()
+        rows += [{"dataset": d, "n_forget": int(k), "value": float(v), "versus": versus}
+                 for (d, k), v in diff.items()]
+    return pd.DataFrame(rows, columns=["dataset", "n_forget", "value", "versus"])
+
+
+def paper_differences(paper: pd.DataFrame, comparison: str | Comparison, sizes: Iterable[int] | None = None,
+                      dataset: str | None = None) -> dict[str, float]:
+    """:func:`paper_difference` as ``dataset -> mean over the |D_forget| compared`` (the paper's figure for a page or
+    the ledger: one number per dataset)."""
+    d = paper_difference(paper, comparison, sizes, dataset)
+    return {ds: float(g["value"].mean()) for ds, g in d.groupby("dataset", sort=False)}
+
+
+def sizes_note(sizes: Iterable[int]) -> str:
+    """``|D_forget| = 1`` or ``|D_forget| = 1, 2, 3, mean``: which of the paper's columns a figure rests on."""
+    sizes = sorted(set(int(k) for k in sizes))
+    return f"|D_forget| = {', '.join(map(str, sizes))}" + (", mean" if len(sizes) > 1 else "")
+
+
+def paper_difference_text(paper: pd.DataFrame, comparison: str | Comparison, sizes: Iterable[int] | None = None,
+                          dataset: str | None = None, lead: bool = True) -> str:
+    """The paper's difference in words, e.g. ``InstaPG only − Baseline, H (|D_forget| = 1): Mini DomainNet +1.99;
+    Office-Home +3.82`` (``lead`` False: without the words before the colon). The |D_forget| named are those the
+    numbers rest on."""
+    c = COMPARISONS[comparison] if isinstance(comparison, str) else comparison
+    d = paper_difference(paper, c, sizes, dataset)
+    parts = []
+    for ds, g in d.groupby("dataset", sort=False):
+        versus = g["versus"].iloc[0]
+        parts.append(f"{dataset_name(ds)} {signed(float(g['value'].mean()))}" + (f" (vs {versus})" if versus else ""))
+    used = sorted(set(d["n_forget"])) if len(d) else sorted(set(sizes or []))
+    metric = METRIC_SHORT.get(c.metric, c.metric)
+    head = f"{c.words}, {metric} ({sizes_note(used) if used else 'no |D_forget| in common'})"
+    body = "; ".join(parts) or "–"
+    return f"{head}: {body}" if lead else body
+
+
+METRIC_SHORT = {"h": "H", "mem": "Mem", "for": "For", "domain_acc": "domain accuracy"}

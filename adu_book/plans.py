@@ -16,9 +16,10 @@ from adu_core.train import resolve_config
 
 from .names import METHOD_NAMES
 
-__all__ = ["SWEEP_SEEDS", "TABLE2_VARIANTS", "TABLE3_VARIANTS", "TIER_GRIDS", "TIER_SEEDS", "PlannedRun", "Variant", "forget_sets",
+__all__ = ["PROBE_GATE", "SWEEP_SEEDS", "TABLE2_VARIANTS", "TABLE3_VARIANTS", "TIER_GRIDS", "TIER_SEEDS", "PlannedRun",
+           "Variant", "forget_sets",
            "forget_text", "method_variants", "parse_forget_sets", "parse_ints", "parse_list", "plan_runs",
-           "resolve_seeds", "rows_of", "table_rows", "select_variants", "tier_grid"]
+           "resolve_seeds", "rows_of", "table_rows", "select_variants", "table1_variants", "tier_grid"]
 
 # Seeds per tier when a notebook's `seeds` parameter is None. The paper averages 3 seeds [I6]; so does the testbed
 # wherever the paper makes a claim (Tables 1-4), pairing runs by (forget set, seed). Pages that sweep one setting
@@ -143,6 +144,24 @@ class Variant:
 def method_variants(methods: Iterable[str]) -> list[Variant]:
     """One variant per method, labelled by its display name (Table 1, Table 4)."""
     return [Variant(m, METHOD_NAMES.get(m, m), m) for m in methods]
+
+
+# The gate with a detector fitted on the few-shot pool's domain labels (never the test set): the data every trained
+# method gets, so the gate's standing does not rest on a zero-shot detector whose prompts the backbone was
+# pretrained on (the testbed's captions are "a {style} of a {class}.", its template).
+PROBE_GATE = Variant("gate/probe", f"{METHOD_NAMES['gate']} (probe)", "gate",
+                     (("method_options", {"detector": "probe"}),))
+
+
+def table1_variants(methods: Iterable[str]) -> list[Variant]:
+    """Table 1's rows: one per method (:func:`method_variants`), and with the gate its data-matched twin
+    (:data:`PROBE_GATE`) right after it."""
+    rows: list[Variant] = []
+    for v in method_variants(methods):
+        rows.append(v)
+        if v.method == "gate":
+            rows.append(PROBE_GATE)
+    return rows
 
 
 def select_variants(variants: Sequence[Variant], spec: Any) -> list[Variant]:

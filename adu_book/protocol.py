@@ -77,11 +77,38 @@ def rst_to_markdown(doc: str) -> str:
                 block.append(lines[i])
                 i += 1
             body = textwrap.dedent("\n".join(block)).strip("\n")
-            out += ["", "```", body, "```", ""] if body else []
+            out += ["", "```text", body, "```", ""] if body else []
+            continue
+        if line.startswith("    ") and (not out or not out[-1].strip()) and not _in_list(out):
+            block = []  # an indented block after a blank line: Markdown's code block; shown as text, not Python
+            while i < len(lines) and (not lines[i].strip() or lines[i].startswith("    ")):
+                block.append(lines[i])
+                i += 1
+            out += ["```text", textwrap.dedent("\n".join(block)).strip("\n"), "```", ""]
             continue
         out.append(line)
         i += 1
-    return "\n".join(out)
+    return _public("\n".join(out))
+
+
+def _in_list(out: list[str]) -> bool:
+    """Whether the last paragraph of ``out`` is a list item (its indented lines continue the item)."""
+    for line in reversed(out):
+        if not line.strip():
+            continue
+        return line.lstrip().startswith(("- ", "* ")) or line.startswith("  ")
+    return False
+
+
+def _public(doc: str) -> str:
+    """References to the project's private notes on the paper (``PAPER.md``, not in the repository) dropped from a
+    docstring shown on a page: "(see PAPER.md §1: X)" keeps X, "(PAPER.md §4)" goes."""
+    import re
+
+    doc = re.sub(r"\(see PAPER\.md\s*§\s*\d+:\s*", "(", doc)
+    doc = re.sub(r"\s*\((?:see )?PAPER\.md(?:\s*§\s*\d+)?\)", "", doc)
+    doc = re.sub(r"(?:see )?PAPER\.md(?:\s*§\s*\d+)?", "the paper (as the project read it)", doc)
+    return doc
 
 
 def _cell(value: Any) -> str:

@@ -44,7 +44,8 @@ TIER_RUN_BUDGET: dict[str, int] = {"paper": -1, "testbed": 0, "smoke": -1}
 
 RUN_COLUMNS = ["variant", "dataset", "method", "tier", "seed", "forget", "n_forget", "h", "mem", "for",
                "domain_acc_probe", "domain_acc_head", "path", "commit", "dirty", "adu_core", "torch", "weights",
-               "weights_sha256", "data_sha256", "device", "gpu", "total_s"]
+               "weights_sha256", "random_weights", "data_sha256", "data_layout", "data_protocol", "device", "gpu",
+               "precision", "total_s"]
 
 
 def resolve_budget(max_new_runs: int | None, tier: str, force: bool = False) -> int:
@@ -145,6 +146,10 @@ class RunStatus:
                 text += f" {n} of them cannot run on this machine: {reason}."
         else:
             text += " Nothing is missing."
+        if notebook != "regime" and any(p.cfg.tier != "paper" for p in self.planned):
+            # a proxy's numbers come with where they stop carrying (the regime page)
+            text += (" These runs are not on the paper's CLIP ViT-B/16: which verdicts carry to the paper's regime is "
+                     "on [How far the testbed carries](regime.html).")
         for problem in self.problems:
             text += f"\n\n**Left out, not a valid run:** `{problem}`"
         return text
@@ -243,9 +248,13 @@ def _run_row(run: dict, planned: PlannedRun, path: Path) -> dict[str, Any]:
     row.update(dataset=cfg["dataset"], method=cfg["method"], tier=cfg["tier"], seed=cfg["seed"],
                forget="+".join(sorted(cfg["forget"])), n_forget=len(cfg["forget"]))
     row.update({k: metrics.get(k) for k in ("h", "mem", "for", "domain_acc_probe", "domain_acc_head")})
+    data = run.get("data") or {}  # layout and split protocol (runs before they were recorded have none)
     row.update(path=str(path), commit=code.get("commit"), dirty=code.get("dirty"), adu_core=pkgs.get("adu-core"),
                torch=pkgs.get("torch"), weights=weights.get("pretrained") or weights.get("name"),
-               weights_sha256=weights.get("sha256"), data_sha256=prov.get("data_sha256"),
-               device=hw.get("gpu") or hw.get("device"), gpu=hw.get("gpu"),
+               weights_sha256=weights.get("sha256"),
+               random_weights=bool(weights.get("random", weights.get("pretrained") in (None, "random"))),
+               data_sha256=prov.get("data_sha256"), data_layout=data.get("layout"),
+               data_protocol=data.get("protocol"),
+               device=hw.get("gpu") or hw.get("device"), gpu=hw.get("gpu"), precision=prov.get("precision"),
                total_s=(run.get("timings") or {}).get("total_s"))
     return row

@@ -71,9 +71,11 @@ def _mean_std(mean: float, std: float, n: int, digits: int) -> str:
 
 
 def display_table(summary: pd.DataFrame, keys: Sequence[str], paper_col: str = "paper",
-                  key_names: Mapping[str, str] | None = None, digits: int = 2) -> pd.DataFrame:
-    """The summary as a wide, formatted table: per metric the paper's value, ours ("mean ± std") and Δ = ours −
-    paper; then n (runs averaged). Missing values show as "–"."""
+                  key_names: Mapping[str, str] | None = None, digits: int = 2, delta: bool = True) -> pd.DataFrame:
+    """The summary as a wide, formatted table: per metric the paper's value, ours ("mean ± std") and, with
+    ``delta``, Δ = ours − paper; then n (runs averaged). Missing values show as "–". Pass ``delta=False`` where
+    the paper's dataset or backbone is not ours (:func:`adu_book.paper.same_setting`): the paper's value is then
+    context, and a difference between two settings would read as a reproduction gap."""
     keys = list(keys)
     metrics = list(dict.fromkeys(summary["metric"]))
     blocks = {}
@@ -82,7 +84,8 @@ def display_table(summary: pd.DataFrame, keys: Sequence[str], paper_col: str = "
         name = METRIC_NAMES.get(m, m)
         blocks[(name, paper_col)] = part["paper"].map(lambda x: "–" if pd.isna(x) else f"{x:.{digits}f}")
         blocks[(name, "ours")] = part["ours"]
-        blocks[(name, "Δ")] = part["diff"].map(lambda x: "–" if pd.isna(x) else signed(x, digits))
+        if delta:
+            blocks[(name, "Δ")] = part["diff"].map(lambda x: "–" if pd.isna(x) else signed(x, digits))
     wide = pd.DataFrame(blocks).fillna("–")  # a row one metric lacks (e.g. a head only ADU has) shows "–", not nan
     n = summary.groupby(keys, sort=False)["n"].max()
     wide[("", "n")] = n.reindex(wide.index).fillna(0).astype(int)

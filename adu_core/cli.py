@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -119,10 +120,16 @@ def _cmd_run(args) -> int:
 
     cfg = resolve_config(config_from_args(args))
     out = args.out or run_folder(results_dir(cfg.tier), cfg)
+    found = (Path(out) / "run.json").is_file() and not args.force
     result = run_experiment(cfg, out, force=args.force, progress=not args.no_progress)
     m = result["metrics"]
-    print(f"{cfg.method} on {cfg.dataset}, forget {'+'.join(cfg.forget)}, seed {cfg.seed}: "
-          f"Mem {m['mem']:.2f}  For {m['for']:.2f}  H {m['h']:.2f}  -> {out}/run.json")
+    what = f"{cfg.method} on {cfg.dataset}, forget {'+'.join(cfg.forget)}, seed {cfg.seed}"
+    scores = f"Mem {m['mem']:.2f}  For {m['for']:.2f}  H {m['h']:.2f}"
+    if found:  # nothing was trained: say so, rather than print its metrics as if it had
+        print(f"{what}: found {out}/run.json and skipped it (nothing trained; --force retrains). "
+              f"Its recorded metrics: {scores}")
+    else:
+        print(f"{what}: trained. {scores}  -> {out}/run.json")
     return 0
 
 

@@ -39,20 +39,29 @@ def test_subset(samples: Sequence[Sample], max_per_domain: int | None, seed: int
 
 
 @torch.inference_mode()
-def predict(method, env, images: torch.Tensor, mean, std, batch_size: int) -> dict[str, torch.Tensor]:
+def predict(method, env, images: torch.Tensor, mean, std, batch_size: int,
+            keep_logits: bool = True) -> dict[str, torch.Tensor | None]:
+    """Class logits (unless ``keep_logits`` is False: then only ``pred``, their argmax), features and domain logits.
+
+    ``images`` is read one batch at a time, so a memory-mapped tensor (the tensor cache's) streams from disk: what
+    stays in memory grows with the outputs only (features, and logits when kept: ImageNet's 1000 classes make them
+    the largest part, hence ``keep_logits=False`` where only the prediction is needed).
+    """
     method.eval()
-    logits, feats, doms = [], [], []
+    logits, preds, feats, doms = [], [], [], []
     for start in range(0, len(images), batch_size):
         x = normalize(images[start:start + batch_size].to(env.device, non_blocking=True), mean, std)
         with env.autocast():
             out = method(x)
         # Kept on the device until the end: one transfer instead of a host sync per batch.
-        logits.append(out.logits.float())
+        preds.append(out.logits.argmax(-1))
+        if keep_logits:
+            logits.append(out.logits.float())
         feats.append(out.features.float())
-        if out.domain_logits is not None:
-            doms.append(out.domain_logits.float())
-    return {"logits": torch.cat(logits).cpu(), "features": torch.cat(feats).cpu(),
-            "domain_logits": torch.cat(doms).cpu() if doms else None}
+        if out.domain_logits is not None:  # the first |D| outputs, all the evaluation reads (a |D|·|C| head's
+            doms.append(out.domain_logits[:, :len(env.domains)].float())  # full outputs: 2,000 floats per image)
+    return {"logits": torch.cat(logits).cpu() if keep_logits else None, "pred": torch.cat(preds).cpu(),
+            "features": torch.cat(feats).cpu(), "domain_logits": torch.cat(doms).cpu() if doms else None}
 
 
 def domain_probe_accuracy(train_feats: np.ndarray, train_domains: np.ndarray, test_feats: np.ndarray,
@@ -65,19 +74,21 @@ def domain_probe_accuracy(train_feats: np.ndarray, train_domains: np.ndarray, te
 
 
 def evaluate(method, env, data, test_images: torch.Tensor, test_samples: Sequence[Sample], cfg) -> dict:
-    test = predict(method, env, test_images, data.mean, data.std, cfg.eval_batch_size)
-    pred = test["logits"].argmax(-1).numpy()
+    test = predict(method, env, test_images, data.mean, data.std, cfg.eval_batch_size, keep_logits=False)
+    pred = test["pred"].numpy()
     labels = np.array([s.label for s in test_samples])
     domains = np.array([s.domain for s in test_samples])
     metrics = unlearning_metrics(pred, labels, domains, cfg.forget)
     dom_idx = np.array([env.domains.index(d) for d in domains])
-    train = predict(method, env, data.images, data.mean, data.std, cfg.eval_batch_size)
+    train = predict(method, env, data.images, data.mean, data.std, cfg.eval_batch_size, keep_logits=False)
     # The same metrics on the few-shot training images: a gap to the test metrics shows memorisation.
     train_domains = np.array([env.domains[i] for i in data.true_domains.cpu().tolist()])
-    fit = unlearning_metrics(train["logits"].argmax(-1).numpy(), data.labels.cpu().numpy(), train_domains, cfg.forget)
+    fit = unlearning_metrics(train["pred"].numpy(), data.labels.cpu().numpy(), train_domains, cfg.forget)
     metrics["train"] = {k: fit[k] for k in ("mem", "for", "h", "per_domain_acc")}
     metrics["domain_acc_probe"] = domain_probe_accuracy(
         train["features"].numpy(), data.true_domains.cpu().numpy(), test["features"].numpy(), dom_idx)
     if test["domain_logits"] is not None:
-        metrics["domain_acc_head"] = accuracy(test["domain_logits"].argmax(-1).numpy(), dom_idx)
+        # A |D|·|C|-way classifier (the released code's) predicts a domain from its first |D| outputs.
+        head = test["domain_logits"][:, :len(env.domains)]
+        metrics["domain_acc_head"] = accuracy(head.argmax(-1).numpy(), dom_idx)
     return metrics

@@ -4,6 +4,13 @@ Layout: ``<root>/<dataset>/<method>/forget-<d1+d2>/seed<k>[_<overrides>]/run.jso
 hash of the config fields that differ from the tier defaults, so ablations and sweeps never collide with the
 main runs and a run that exists is found again (and skipped) without reading any log.
 
+Besides ``config``, ``metrics``, ``timings`` and ``provenance`` (code, packages, weights with the architecture really
+built and whether they are random, data manifest sha256, hardware, ``precision`` and ``precision_note``: what ran
+and why), a run records its data under ``data`` (:meth:`adu_core.data.Dataset.data_record`): ``layout`` (which
+on-disk layout was read, e.g. Office-Home ``original`` or Dassl's ``dassl``), ``protocol`` (the split protocol's
+id), ``authors_protocol`` (whether it is the paper authors' own), ``protocol_note``, ``test_images`` (evaluated,
+after any cap) and ``test_split_images``.
+
 This module knows configs, not methods: the switches a method implies (``Method.config_overrides``, e.g. the
 Baseline's ``ddl=False``) are passed in by the caller (:func:`adu_core.train.run_folder` does).
 """

@@ -142,7 +142,7 @@ def test_peak_table_and_grid_estimate(monkeypatch):
     est = bench.grid_estimate(1000.0, 5000.0, overhead_s=0.0, feature_method_s=0.0)
     assert est["runs"] == 5 * 14 * 3
     assert est["train_s_per_run"] == pytest.approx(50 * 2080 / 1000)
-    assert est["hours"] == pytest.approx(3 * 42 * (104.0 + 5198 / 5000) / 3600)
+    assert est["hours"] == pytest.approx(3 * 42 * (104.0 + (3123 + 2080) / 5000) / 3600)  # the committed split
 
 
 def test_live_memory_tracker_counts_live_storages_once():

@@ -1,15 +1,32 @@
 """The built book (_build/html) in headless Chromium: every page loads, shows no error output, and every image it
 shows exists; a screenshot of the main results page is kept under _build/screenshots/.
 
+What a reader sees, on every page (so new pages are covered without naming them):
+
+* **legible figures**: Chromium lays each page out at 1400 px and reports the width at which it shows each figure;
+  every figure carries the positions of its text in its PNG (:mod:`adu_book.legibility`, recorded during the very
+  draw that made the image), and :func:`adu_book.legibility.problems` must find no text under 9 pt as rendered, no
+  two texts overlapping, no text cut by the image or its panel, no text under another panel;
+* **comparisons that say against what**: every glued phrase (``_build/jupyter_execute/**/*.glue.json``) passes
+  :func:`adu_book.facts.comparison_problems` (a comparator, what is compared, a unit);
+* glued numbers are not bold, no bold holds a decimal number, no link has a dash in its address, no fenced block is
+  highlighted as Python unless it is code, no page shows an exception name or a home folder;
+* the claims ledger and the main results page open with their forest plot, before any table.
+
 Skips when the book has not been built (`jupyter-book build .`) or when no Chromium is installed (Debian:
 `apt-get install -y chromium`; .ci/run installs it).
 """
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import json
 import re
 import shutil
 import subprocess
+import tempfile
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -126,3 +143,142 @@ def test_screenshot_of_main_results(browser):
         assert img.size == (1400, 2400)
         spread = ImageStat.Stat(img.convert("L")).stddev[0]
     assert spread > 10, "the screenshot is blank"
+
+
+
+# --- what a reader sees ----------------------------------------------------------------------------------------------
+PROBE = """<script>
+window.addEventListener('load', function () {
+  var art = document.querySelector('article') || document.querySelector('main') || document.body;
+  var out = {images: [], pasted: [], strong: [], order: [], links: []};
+  art.querySelectorAll('img').forEach(function (im) {
+    var r = im.getBoundingClientRect();
+    out.images.push({src: im.getAttribute('src'), natural: im.naturalWidth, shown: r.width,
+                     attr: parseFloat(im.getAttribute('width') || '0'), column: art.getBoundingClientRect().width});
+  });
+  art.querySelectorAll('span.pasted-text').forEach(function (el) {
+    out.pasted.push({text: el.textContent, weight: getComputedStyle(el).fontWeight});
+  });
+  art.querySelectorAll('strong, b').forEach(function (el) { out.strong.push(el.textContent); });
+  art.querySelectorAll('img, table').forEach(function (el) {
+    out.order.push(el.tagName.toLowerCase() === 'img' ? 'img:' + el.getAttribute('src') : 'table');
+  });
+  document.querySelectorAll('a[href]').forEach(function (a) { out.links.push(a.getAttribute('href')); });
+  var pre = document.createElement('pre'); pre.id = '__reader__'; pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>"""
+_SEEN: dict[str, dict] = {}
+
+
+def reader_view(browser: str, page: str) -> dict:
+    """The page as Chromium lays it out at 1400 px: each image's natural and shown width, the glued spans' weight,
+    the bold texts, images and tables in document order, the links (a copy of the page with a probe script, its
+    relative paths kept by a <base>)."""
+    if page in _SEEN:
+        return _SEEN[page]
+    path = landing(HTML / page)
+    html = path.read_text(errors="replace")
+    html = html.replace("<head>", f'<head><base href="{path.parent.as_uri()}/">', 1).replace("</body>", PROBE + "</body>")
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / path.name
+        copy.write_text(html)
+        proc = headless(browser, "--virtual-time-budget=10000", "--window-size=1400,2000", "--dump-dom",
+                        copy.as_uri())
+    m = re.search(r'<pre id="__reader__"[^>]*>(.*?)</pre>', proc.stdout, re.S)
+    assert m, f"{page}: the probe did not run ({proc.stderr[-500:]})"
+    _SEEN[page] = json.loads(unescape(m.group(1)))
+    return _SEEN[page]
+
+
+def figures_of(view: dict, page: str) -> list[tuple[Path, float]]:
+    """(PNG file, width shown in CSS px) of every figure the page shows (images under _images/)."""
+    base = landing(HTML / page).parent
+    out = []
+    for im in view["images"]:
+        src = unquote(urlparse(im["src"] or "").path)
+        if "_images/" not in src or not src.endswith(".png"):
+            continue
+        shown = im["shown"] or min(im["attr"] or im["natural"], im["column"])  # a collapsed output: as opened
+        out.append(((base / src).resolve(), float(shown)))
+    return out
+
+
+@pytest.mark.parametrize("page", _page_ids() or ["<unbuilt>"])
+def test_every_figure_is_legible_at_the_books_width(browser, page):
+    from adu_book import legibility
+
+    problems = []
+    for png, shown in figures_of(reader_view(browser, page), page):
+        record = legibility.read_record(png)
+        if record is None:
+            problems.append(f"{png.name}: no text record (drawn outside adu_book.notebook_defaults()?)")
+            continue
+        problems += legibility.problems(record, shown, where=png.name[:12])
+    assert not problems, f"{page}: " + "\n".join(problems[:25])
+
+
+def glued_phrases() -> list[tuple[str, str, str]]:
+    """(page, name, text) of every value glued into the built pages' prose."""
+    out = []
+    for path in sorted((HTML.parent / "jupyter_execute").rglob("*.glue.json")):
+        for name, output in json.loads(path.read_text()).items():
+            for mime, value in output.get("data", {}).items():
+                if mime.endswith("text/plain"):
+                    with contextlib.suppress(ValueError, SyntaxError):
+                        value = ast.literal_eval(value)
+                    if isinstance(value, str) and not value.startswith("<"):
+                        out.append((path.stem.removesuffix(".glue"), name, value))
+                elif mime.endswith("text/markdown"):
+                    out.append((path.stem.removesuffix(".glue"), name, value))
+    return out
+
+
+def test_every_glued_comparison_names_its_comparator_and_unit(browser):
+    from adu_book.facts import comparison_problems
+
+    phrases = glued_phrases()
+    assert phrases, "no glued phrase found under _build/jupyter_execute"
+    bad = [f"{page}/{name}: {'; '.join(comparison_problems(text))}: {text[:160]}"
+           for page, name, text in phrases
+           for text in [t for t in re.split(r"(?<=[.;])\s+|\n- ", text) if t.strip()] if comparison_problems(text)]
+    assert not bad, "\n".join(bad[:25])
+
+
+@pytest.mark.parametrize("page", _page_ids() or ["<unbuilt>"])
+def test_bold_is_for_words_not_for_every_figure(browser, page):
+    view = reader_view(browser, page)
+    heavy = [p["text"][:60] for p in view["pasted"] if int(p["weight"]) >= 600]
+    assert not heavy, f"{page}: glued text drawn in bold: {heavy[:5]}"
+    numbers = [t for t in view["strong"] if re.search(r"\d+\.\d+", t)]
+    assert not numbers, f"{page}: bold numbers: {numbers[:5]}"
+
+
+@pytest.mark.parametrize("page", _page_ids() or ["<unbuilt>"])
+def test_pages_speak_to_readers(browser, page):
+    view = reader_view(browser, page)
+    dashed = [h for h in view["links"] if re.search(r"[\u2013\u2014]|%E2%80%9[34]", h, re.I)]
+    assert not dashed, f"{page}: links with a dash in their address: {dashed}"
+    html = (HTML / page).read_text(errors="replace")
+    assert "highlight-default" not in html and "highlight-python" not in html, \
+        f"{page}: a block that is not code is highlighted as Python (fence it as text)"
+    text = re.sub(r"<[^>]+>", " ", html)
+    for internal in ("DataError", "/root/", "/home/", "top10"):
+        assert internal not in text, f"{page}: shows {internal!r}"
+    if not (REPO / "PAPER.md").exists():
+        assert "PAPER.md" not in text, f"{page}: cites PAPER.md, which the repository does not have"
+
+
+@pytest.mark.parametrize("page", ["book/ledger.html", "book/main_results.html"])
+def test_the_ledger_and_main_results_open_with_the_forest_plot(browser, page):
+    from adu_book import legibility
+
+    if page not in _page_ids():
+        pytest.skip(f"{page} is not built")
+    view = reader_view(browser, page)
+    first = next((o for o in view["order"] if o == "table" or "_images/" in o), None)
+    assert first and first.startswith("img:"), f"{page}: a table comes before the first figure"
+    png = (landing(HTML / page).parent / unquote(urlparse(first[4:]).path)).resolve()
+    record = legibility.read_record(png)
+    assert record and any("95 % interval" in t["s"] for t in record["texts"]), f"{page}: the first figure is not " \
+        "the forest plot"

@@ -37,7 +37,7 @@ def read(name: str) -> nbformat.NotebookNode:
 def test_every_notebook_is_a_page_of_the_book():
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
     listed = {toc["root"]} | {c["file"] for part in toc["parts"] for c in part["chapters"]}
-    assert len(NOTEBOOKS) == 12
+    assert len(NOTEBOOKS) == 14
     assert {f"book/{n}" for n in NOTEBOOKS} == {f for f in listed if (REPO / f"{f}.ipynb").is_file()}
 
 

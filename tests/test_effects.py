@@ -86,3 +86,46 @@ def test_best_method_compares_rows_on_the_pairs_they_share():
 ])
 def test_effect_text(mean, lo, hi, text):
     assert effects.effect_text({"mean": mean, "lo": lo, "hi": hi, "n": 9}) == text
+
+
+def grid_where_intervals_differ(seeds=(1, 2, 3)) -> pd.DataFrame:
+    """Four forget sets whose effects differ a lot (+8, +1, +9, −2) while seeds agree within each: the stratified
+    interval (over seeds) excludes 0, the one over forget sets does not."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for s, gain in zip("abcd", (8.0, 1.0, 9.0, -2.0), strict=True):
+        for seed in seeds:
+            base = rng.normal(50, 10)
+            rows += [{"variant": "Baseline", "forget": s, "seed": seed, "n_forget": 1, "h": base,
+                      "path": f"/r/b/{s}/{seed}"},
+                     {"variant": "ADU", "forget": s, "seed": seed, "n_forget": 1, "h": base + gain + rng.normal(0, .4),
+                      "path": f"/r/a/{s}/{seed}"}]
+    return pd.DataFrame(rows)
+
+
+def test_two_intervals_say_what_they_estimate():
+    e = effects.paired(grid_where_intervals_differ(), "ADU", "Baseline")["all"]
+    assert e["basis"] == "stratified" and e["n"] == 12 and e["n_sets"] == 4 and e["n_pairs"] == 12
+    assert e["excludes_zero"] and e["stratified"]["df"] == 8  # the primary one: over seeds
+    assert not e["over_sets"]["excludes_zero"] and e["over_sets"]["n"] == 4  # another forget set could differ
+    assert e["pooled"]["n"] == 12  # the old rule, kept for the record
+    assert effects.effect_text(e).endswith("over seeds, n = 12 in 4 forget sets)")
+    assert effects.interval_text(e["over_sets"], "forget sets").endswith("over forget sets, n = 4)")
+    assert effects.effect_verdict(e).startswith("higher: ")
+    # one seed per forget set: no within-set spread, so the effect rests on the interval over forget sets
+    one = effects.paired(grid_where_intervals_differ(seeds=(1,)), "ADU", "Baseline")["all"]
+    assert one["basis"] == "forget sets" and one["n"] == 4 and not one["excludes_zero"]
+    assert effects.effect_text(one).endswith("over forget sets, n = 4)")
+
+
+def test_two_runs_in_one_cell_are_refused_not_averaged():
+    runs = grid_where_intervals_differ()
+    again = runs.iloc[[0]].copy()  # the same run listed twice (a run two rows share) counts once
+    assert effects.paired(pd.concat([runs, again]), "ADU", "Baseline")["all"]["n"] == 12
+    other = runs.iloc[[1]].assign(path="/r/a/a/1-rerun", h=0.0)  # a different ADU run in cell (a, seed 1)
+    with pytest.raises(effects.DuplicateRunsError, match="share a cell") as err:
+        effects.paired(pd.concat([runs, other]), "ADU", "Baseline")
+    assert "/r/a/a/1-rerun" in str(err.value)
+    no_paths = runs.drop(columns="path")
+    with pytest.raises(effects.DuplicateRunsError):
+        effects.paired(pd.concat([no_paths, no_paths.iloc[[1]]]), "ADU", "Baseline")

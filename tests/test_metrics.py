@@ -59,3 +59,53 @@ def test_paired_difference_matches_a_one_sample_t_interval():
     assert noisy["lo"] < 0 < noisy["hi"] and not noisy["excludes_zero"]
     single = paired_difference([3.0], [1.0])
     assert single["mean"] == 2.0 and math.isnan(single["lo"]) and not single["excludes_zero"]
+
+
+def _grid(set_means, seed_noise, seeds=3, seed=0):
+    """Paired differences: per forget set its true mean, plus seed noise; returns (d, strata)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    d, strata = [], []
+    for s, m in enumerate(set_means):
+        for _ in range(seeds):
+            d.append(m + rng.normal(0, seed_noise))
+            strata.append(f"f{s}")
+    return d, strata
+
+
+def test_stratified_interval_uses_the_spread_within_forget_sets_only():
+    import math
+
+    import numpy as np
+    from scipy import stats
+
+    from adu_core.metrics import over_strata_difference, stratified_difference
+
+    d, strata = _grid([8.0, 1.0, 9.0, -2.0], seed_noise=0.5)
+    zeros = [0.0] * len(d)
+    s = stratified_difference(d, zeros, strata)
+    groups = [np.array(d[i:i + 3]) for i in range(0, 12, 3)]
+    pooled = sum(((g - g.mean()) ** 2).sum() for g in groups) / 8  # 4 sets x (3 - 1) degrees of freedom
+    se = math.sqrt(pooled * 4 / 3) / 4
+    half = stats.t.ppf(0.975, 8) * se
+    assert s["df"] == 8 and s["n"] == 12 and s["n_strata"] == 4
+    assert math.isclose(s["mean"], np.mean([g.mean() for g in groups]))
+    assert math.isclose(s["lo"], s["mean"] - half) and math.isclose(s["hi"], s["mean"] + half)
+    assert s["excludes_zero"]  # the seeds agree within every set
+    o = over_strata_difference(d, zeros, strata)
+    assert o["n"] == 4 and o["df"] == 3 and o["n_pairs"] == 12 and math.isclose(o["mean"], s["mean"])
+    assert not o["excludes_zero"]  # but the sets disagree: another forget set could go either way
+
+
+def test_stratified_interval_needs_a_replicate_and_weighs_forget_sets_equally():
+    import math
+
+    from adu_core.metrics import stratified_difference
+
+    one_seed = stratified_difference([1.0, 2.0, 3.0], [0.0] * 3, ["a", "b", "c"])
+    assert one_seed["df"] == 0 and math.isnan(one_seed["lo"]) and not one_seed["excludes_zero"]
+    uneven = stratified_difference([1.0, 1.0, 1.0, 5.0], [0.0] * 4, ["a", "a", "a", "b"])
+    assert uneven["mean"] == 3.0  # (1 + 5) / 2, not the pooled 2.0
+    with pytest.raises(ValueError, match="equal length"):
+        stratified_difference([1.0], [0.0], ["a", "b"])

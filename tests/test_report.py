@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -301,25 +302,26 @@ def test_page_resolves_parameters(tmp_path, monkeypatch):
     assert tb.budget == 0 and tb.results_root.name == "testbed"
 
 
-def test_bars_vs_paper(results):
+def test_levels_draw_the_paper_only_when_it_measures_the_same_thing(results):
+    """Ours as dots (mean ± sd) per method and |D_forget|; the paper's printed value only where the setting is the
+    same (same dataset and backbone): otherwise it is context, kept in the table, never a bar beside ours."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     _, _, second = results
     paper = load_paper_numbers()
     p1 = paper[(paper["table"] == 1) & (paper["dataset"] == "mini_domainnet") & (paper["n_forget"] <= 2)]
     p1 = p1.assign(variant=p1["method"].map(names.METHOD_NAMES))
-    grid = plots.bars_vs_paper(second.runs, p1, x="variant", row="n_forget", paper_label="paper (MDN)")
-    assert grid.axes.shape == (2, 3)
-    ax = grid.axes[0, 0]
-    assert ax.get_title() == "H · |D_forget| = 1"
-    hatched = [p for p in ax.patches if p.get_hatch()]
-    assert len(hatched) == 5  # the paper's five methods; ours are not hatched
-    assert len([p for p in ax.patches if not p.get_hatch() and p.get_height() > 0]) == 2  # ours: Baseline, ADU
-    empty = plots.bars_vs_paper(second.runs.iloc[0:0], p1, x="variant", row="n_forget")
-    assert empty.axes.shape == (2, 3)
-    import matplotlib.pyplot as plt
-
+    context = plots.levels(second.runs, p1, y="variant", hue="n_forget", order=["ADU", "Baseline"])
+    assert len(context.axes) == 3 and [ax.get_title() for ax in context.axes] == ["H", "Mem", "For"]
+    assert not [ln for ax in context.axes for ln in ax.lines if ln.get_marker() == "D"]  # no paper marker
+    same = plots.levels(second.runs, p1, y="variant", hue="n_forget", order=["ADU", "Baseline"], comparable=True)
+    assert [ln for ax in same.axes for ln in ax.lines if ln.get_marker() == "D"]
+    assert [t.get_text() for t in context.axes[0].get_yticklabels()] == ["ADU", "Baseline"]
+    empty = plots.levels(second.runs.iloc[0:0], p1, y="variant")
+    assert empty.axes[0].texts[0].get_text() == "no runs yet"
     plt.close("all")
 
 
@@ -369,9 +371,10 @@ def test_papermill_from_book_folder(results, tmp_path):
              for k, v in o["data"].items() if k.endswith("text/plain")}
     assert glued["main_n_runs"] == "'4'"
     # the smoke grid pairs 2 forget sets x 1 seed: ADU against the Baseline has an interval (n = 2)
-    assert glued["main_h_effect"].strip("'").split(":")[0] in (
-        "higher than the Baseline's", "lower than the Baseline's", "no measurable difference")
-    assert "n = 2" in glued["main_h_effect"]
+    effect = glued["main_h_effect"].strip("'\"")
+    assert re.match(r"ADU's H (is higher than|is lower than|shows no measurable difference from) the Baseline's",
+                    effect), effect  # both sides named, and the words the interval allows
+    assert "n = 2" in effect and "H points" in effect
 
 
 def test_ensure_data_downloads_only_missing_folders(tmp_path, monkeypatch):
@@ -431,7 +434,7 @@ def test_protocol_page_shows_the_code_docs_as_markdown_not_sphinx():
         assert not re.search(r"(?<!`)``(?!`)", doc), name
         assert not re.search(r"::\s*$", doc, re.M), name
     md = protocol.rst_to_markdown("Layout::\n\n    pacs/<domain>\n    x\n\nSee :func:`~adu_core.a.b` and ``c``.")
-    assert md == "Layout:\n\n```\npacs/<domain>\nx\n```\n\nSee `adu_core.a.b` and `c`."
+    assert md == "Layout:\n\n```text\npacs/<domain>\nx\n```\n\nSee `adu_core.a.b` and `c`."  # a layout is text
 
 
 @pytest.mark.slow
@@ -520,21 +523,23 @@ def test_a_row_without_a_metric_shows_a_dash_not_nan():
     assert shown.loc["Baseline", head].tolist() == ["–", "–", "–"] and shown.loc["ADU", head[1]] == "90.00"
 
 
-def test_the_chance_label_sits_outside_the_bars():
+def test_the_chance_label_sits_inside_its_panel_and_is_not_cut():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from adu_book import plots
+    from adu_book import legibility, plots
 
-    runs = pd.DataFrame({"variant": ["Baseline", "ADU"], "domain_acc": [30.0, 26.0], "n_forget": 1})
-    grid = plots.bars_vs_paper(runs, pd.DataFrame(columns=["variant", "metric", "value"]), x="variant",
-                               metrics=("domain_acc",), order=["Baseline", "ADU"], paper_label="paper")
-    plots.chance_line(grid, 25.0, 2)
-    label = next(t for ax in grid.axes.flat for t in ax.texts if t.get_text() == "chance")
-    x, _ = label.get_position()
-    assert x >= 1.0 and label.get_transform() is not label.axes.transData  # right of the panel, in axes units
+    runs = pd.DataFrame({"variant": ["Zero-shot CLIP", "Baseline", "ADU"], "domain_acc": [92.0, 87.0, 89.0],
+                         "domain_acc_head": [float("nan"), float("nan"), 89.0], "n_forget": 1})
+    fig = plots.levels(runs, None, y="variant", metrics=("domain_acc", "domain_acc_head"), chance=25.0)
+    label = next(t for ax in fig.axes for t in ax.texts if t.get_text().startswith("chance"))
+    assert label.get_text() == "chance 25"
+    png, _ = legibility.figure_png(fig)
+    record = legibility.read_record(png)
+    chance = [t for t in record["texts"] if t["s"].startswith("chance")]
+    assert len(chance) == 2 and not legibility.problems(record)  # whole, legible, over no other panel
     plt.close("all")
 
 

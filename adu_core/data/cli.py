@@ -30,7 +30,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         if not ds.on_disk:
             where = "in-process"
         else:
-            where = f"present at {ds.dir}" if ds.dir.is_dir() else f"not downloaded ({ds.dir})"
+            layout = "" if not ds.dir.is_dir() or ds.layout == "standard" else f", layout {ds.layout}"
+            where = f"present at {ds.dir}{layout}" if ds.dir.is_dir() else f"not downloaded ({ds.dir})"
         n_classes = "1000" if name == "imagenet" else str(len(ds.classnames))  # no open_clip import for a listing
         print(f"  {name:<15} {len(ds.domains)} domains ({', '.join(ds.domains)}), {n_classes} classes; {where}")
     return 0

@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from PIL import Image
 
@@ -45,6 +45,11 @@ class Dataset:
     download_note: ClassVar[str] = ""  # printed by `adu data download NAME`
     splits_dir: Path | None = None  # committed split files; default adu_core/splits/<name>
     extra_splits: ClassVar[tuple[str, ...]] = ()  # splits beyond train/test (PACS: "pretrain", the testbed CLIP's)
+    # The split protocol: an id for run.json, what it is in words, and whether it is the paper authors' own
+    # (their released code, PAPER.md §8). Datasets whose protocol depends on the copy's layout override protocol_info.
+    protocol: ClassVar[str] = ""
+    protocol_note: ClassVar[str] = ""
+    authors_protocol: ClassVar[bool] = False
 
     def __init__(self, root: str | os.PathLike[str] | None = None, cache_dir: str | os.PathLike[str] | None = None):
         self.data_root = locations.data_root(root)
@@ -94,6 +99,30 @@ class Dataset:
 
     def image_path(self, sample: Sample) -> Path:
         return self.dir / sample.path
+
+    # --- layout and protocol --------------------------------------------------------------------------------------
+    @property
+    def layout(self) -> str:
+        """The on-disk layout of this copy, for datasets that read more than one (Office-Home: ``original`` or
+        ``dassl``; ImageNet: ``torchvision`` or ``coop``); ``standard`` where there is one."""
+        return "standard"
+
+    def layout_note(self) -> str:
+        """The layout in words: which folders are read (relative to the data root), read in place."""
+        return self.layout
+
+    def protocol_info(self) -> dict[str, Any]:
+        """``{"id", "note", "authors"}``: the split protocol a run on this copy follows (see :attr:`protocol`)."""
+        return {"id": self.protocol or "standard", "note": self.protocol_note, "authors": self.authors_protocol}
+
+    def data_record(self, test_images: int | None = None) -> dict[str, Any]:
+        """What run.json keeps under ``"data"``: layout, protocol and test-set size (``test_images``: the images a run
+        evaluated, after any cap; the split's own size is ``test_split_images``). Names no folder of the machine."""
+        info = self.protocol_info()
+        test_split = len(self.samples("test"))
+        return {"layout": self.layout, "protocol": info["id"], "authors_protocol": bool(info["authors"]),
+                "protocol_note": info["note"], "test_images": test_split if test_images is None else int(test_images),
+                "test_split_images": test_split}
 
     # --- samples ----------------------------------------------------------------------------------------------------
     def _load_split(self, split: str) -> list[Sample]:
@@ -236,6 +265,11 @@ class Dataset:
         ``deep`` also decodes every image and checks content hashes where the dataset knows them.
         """
         report = VerifyReport(self.name, self.dir if self.on_disk else Path("<in-process>"))
+        if self.on_disk and self.dir.is_dir():
+            report.layout = self.layout_note()
+            info = self.protocol_info()
+            if info["note"]:
+                report.notes.append(f"protocol {info['id']}: {info['note']}")
         if self.on_disk and not self.dir.is_dir():
             report.problem(f"folder {self.dir} is missing: run `adu data download {self.name}` or point "
                            f"${locations.DATA_ROOT_ENV} at the folder that holds {self.folder}/")

@@ -74,6 +74,8 @@ def _prompt(folder: str) -> str:
 
 class DomainNet(Dataset):
     name = "domainnet"
+    protocol = "domainnet-official"
+    protocol_note = "the official cleaned lists <domain>_{train,test}.txt: pool = train, test = test"
     folder = "domainnet"
     domains = ("clipart", "infograph", "painting", "quickdraw", "real", "sketch")
     domain_names = domains
@@ -135,6 +137,9 @@ class DomainNet(Dataset):
 
 class MiniDomainNet(DomainNet):
     name = "mini_domainnet"
+    protocol = "dassl-splits_mini"
+    protocol_note = "Dassl's splits_mini lists (126 classes): pool = <domain>_train, test = <domain>_test, as the authors"
+    authors_protocol = True
     domains = ("clipart", "painting", "real", "sketch")
     domain_names = domains
     class_dirs = _read_classes("mini_domainnet")  # Dassl's label order

@@ -401,10 +401,19 @@ def download_dataset(ds: Dataset, *, keep_archives: bool = False, progress: bool
     """Fetch, check, extract and install every resource of ``ds`` under its data root; then verify it.
 
     Resources already installed (recorded in ``<dataset>/.adu-installed.json``) are skipped, so a rerun after an
-    interruption continues where it stopped. Returns the verification report (None when ``verify=False``).
+    interruption continues where it stopped. A copy that is already complete and verifies (one the user made, e.g.
+    Dassl's ``office_home_dg`` or CoOp's ImageNet layout, read in place) is not downloaded again: its report is
+    returned with a note. Returns the verification report (None when ``verify=False`` and something was fetched).
     """
     if not ds.on_disk:
         return ds.verify() if verify else None
+    if ds.dir.is_dir() and not (ds.data_root / ds.folder / ".adu-installed.json").is_file():
+        report = ds.verify()
+        if report.ok:
+            report.notes.append(f"a complete copy is already at {ds.dir} ({ds.layout}): nothing downloaded")
+            return report
+        log.info("%s: the copy at %s is incomplete (%d problem(s)); downloading", ds.name, ds.dir,
+                 len(report.problems))
     root = ds.data_root
     target = root / ds.folder
     downloads = root / DOWNLOADS

@@ -3,19 +3,30 @@
 Which second domain the paper used is not stated; ImageNet-Sketch is our documented choice (see PAPER.md §1: the
 Mem/For numbers fit CLIP ViT-B/16 on ImageNet + ImageNet-Sketch, not ImageNet-R's 200 classes).
 
-ImageNet itself is user-supplied (its licence forbids redistribution). Layout under the data root::
+ImageNet itself is user-supplied (its licence forbids redistribution). Two layouts under the data root are read in
+place (each part is looked for in both places; ``adu data verify imagenet`` says which were found)::
 
-    imagenet/train/<wnid>/*.JPEG     ILSVRC-2012 train, 1,281,167 images     (torchvision's ImageNet layout)
-    imagenet/val/<wnid>/*.JPEG       ILSVRC-2012 val, 50,000 images (50 per class)
-    imagenet/sketch/<wnid>/*.JPEG    ImageNet-Sketch, 50,889 images (downloaded by `adu data download imagenet`)
+    torchvision's (``torchvision``)              CoOp's (``coop``: its DATASETS.md)
+    imagenet/train/<wnid>/*.JPEG                 imagenet/images/train/<wnid>/*.JPEG    ILSVRC-2012 train, 1,281,167
+    imagenet/val/<wnid>/*.JPEG                   imagenet/images/val/<wnid>/*.JPEG      ILSVRC-2012 val, 50,000
+    imagenet/sketch/<wnid>/*.JPEG                imagenet-sketch/images/<wnid>/*.JPEG   ImageNet-Sketch, 50,889
 
-If the folders are missing but the official archives (``ILSVRC2012_img_train.tar``, ``ILSVRC2012_img_val.tar``,
-``ILSVRC2012_devkit_t12.tar.gz``) sit in ``imagenet/``, `adu data download imagenet` checks their md5 (the values
-torchvision publishes) and unpacks them with ``torchvision.datasets.ImageNet``.
+``adu data download imagenet`` fetches ImageNet-Sketch into ``imagenet/sketch`` unless a complete copy is already
+in either place. If train/val are missing but the official archives (``ILSVRC2012_img_train.tar``,
+``ILSVRC2012_img_val.tar``, ``ILSVRC2012_devkit_t12.tar.gz``) sit in ``imagenet/``, it checks their md5 (the values
+torchvision publishes) and unpacks them with ``torchvision.datasets.ImageNet``. Sample paths are logical
+(``train|val|sketch/<wnid>/<file>``), so both layouts give the same split and few-shot files.
 
-Splits: ``real`` trains on ImageNet train and tests on ImageNet val. ImageNet-Sketch has no split: rule
-``adu-split-v1`` with a 50 % test fraction per class (about 25 train and 25 test images per class, enough for 16
-shots). Classes: the 1000 ILSVRC classes in wnid order, named as in OpenAI's CLIP prompts (``open_clip``'s
+Splits (protocol ``imagenet-val+sketch-80-20``): ``real`` trains on ImageNet train and tests on ImageNet val, as the
+authors do. ImageNet-Sketch has no split. The authors drew one (their development history before release 50a43db,
+``datasets/imagenet_sketch.py`` from commit 0bc985b on, used by ``imagenet_df.py``): per class folder, in sorted
+folder order, the files as ``os.listdir`` returns them (Dassl's ``listdir_nohidden`` without sorting), then one
+``StratifiedShuffleSplit(n_splits=1, test_size=0.2, random_state=42)`` over all files by label: 80 % train, 20 %
+test. That draw **cannot be redrawn**: the indices it picks are fixed by the per-class counts, but they index a file
+order that depends on the file system of the authors' machine, not on a sorted list. So we keep their proportion and
+stratification and draw by our rule ``adu-split-v1`` with a 20 % test fraction per class (about 40 train and 10 test
+images per class, enough for 16 shots): the same sizes as theirs, other images. Classes: the 1000 ILSVRC classes in
+wnid order (the authors' sorted folders), named as in OpenAI's CLIP prompts (``open_clip``'s
 ``IMAGENET_CLASSNAMES``). Few-shot files are generated at first use into the cache dir (the train list is the user's).
 """
 
@@ -32,7 +43,8 @@ from .splits import holdout_split
 from .verify import IMAGE_SUFFIXES, VerifyReport, file_digest
 
 N_CLASSES = 1000
-SKETCH_TEST_FRACTION = 0.5
+SKETCH_TEST_FRACTION = 0.2  # the authors' 80/20 (see the module doc: their draw itself cannot be redrawn)
+COOP_SKETCH = ("imagenet-sketch", "images")  # CoOp's ImageNet-Sketch folder, beside imagenet/ under the data root
 EXPECTED = {"train": 1_281_167, "val": 50_000, "sketch": 50_889}
 ARCHIVES = {  # md5 as published by torchvision.datasets.ImageNet
     "train": ("ILSVRC2012_img_train.tar", "1d675b47d978889d74fa0da5fadfb00e"),
@@ -67,9 +79,13 @@ class ImageNetSketchPair(Dataset):
                   "gdrive:1Mj0i5HBthqH1p_yeXzsg22gZduvgoNeA")),
     )
     download_note = ("ImageNet is not downloaded (licence): put train/ and val/ in torchvision's layout under "
-                     "<root>/imagenet, or the three official ILSVRC-2012 archives in <root>/imagenet to have them "
-                     "md5-checked and unpacked. ImageNet-Sketch (7.8 GB) is downloaded; its checksum is recorded on "
-                     "first download (trust-on-first-use).")
+                     "<root>/imagenet (or CoOp's, imagenet/images/{train,val}), or the three official ILSVRC-2012 "
+                     "archives in <root>/imagenet to have them md5-checked and unpacked. ImageNet-Sketch (7.8 GB) is "
+                     "downloaded unless a complete copy is there (imagenet/sketch, or CoOp's "
+                     "imagenet-sketch/images); its checksum is recorded on first download (trust-on-first-use).")
+    protocol = "imagenet-val+sketch-80-20"
+    protocol_note = ("real: ImageNet train -> val (the authors'); sketch: 80/20 per class by our rule adu-split-v1, "
+                     "the authors' proportion but not their draw, which depends on their file system's order")
 
     def __init__(self, root=None, cache_dir=None):
         super().__init__(root, cache_dir)
@@ -83,12 +99,43 @@ class ImageNetSketchPair(Dataset):
         return self._classnames
 
     def _looks_like_dataset_dir(self, path: Path) -> bool:
-        return (path / "val").is_dir() and (path / "train").is_dir()
+        return any((path / sub / "val").is_dir() and (path / sub / "train").is_dir() for sub in (".", "images"))
+
+    def part_places(self, part: str) -> tuple[Path, Path]:
+        """(torchvision's folder, CoOp's folder) of ``part`` (train, val or sketch)."""
+        if part == "sketch":
+            return self.dir / "sketch", self.dir.parent.joinpath(*COOP_SKETCH)
+        return self.dir / part, self.dir / "images" / part
+
+    def part_dir(self, part: str) -> Path:
+        """Where ``part`` is read from: torchvision's place if it is there, else CoOp's, else torchvision's."""
+        ours, coop = self.part_places(part)
+        return coop if not ours.is_dir() and coop.is_dir() else ours
+
+    @property
+    def layout(self) -> str:
+        kinds = {("coop" if self.part_dir(p) == self.part_places(p)[1] else "torchvision") for p in ("train", "val",
+                                                                                                  "sketch")}
+        return kinds.pop() if len(kinds) == 1 else "mixed"
+
+    def layout_note(self) -> str:
+        def rel(path: Path) -> str:
+            try:
+                return path.relative_to(self.data_root).as_posix()
+            except ValueError:
+                return str(path)
+
+        return (f"{self.layout}: " + ", ".join(f"{p} from {rel(self.part_dir(p))}/" for p in ("train", "val", "sketch"))
+                + ", read in place")
+
+    def image_path(self, sample: Sample) -> Path:
+        part, rest = sample.path.split("/", 1)
+        return self.part_dir(part) / rest
 
     def _scan(self, part: str) -> list[str]:
         """Relative paths ``<part>/<wnid>/<file>`` of every image, sorted (memoised: train holds 1.28 M files)."""
         if part not in self._scans:
-            top = self.require_subdir(self.dir / part, f"ImageNet {part!r}")
+            top = self.require_subdir(self.part_dir(part), f"ImageNet {part!r}")
             out = []
             for entry in sorted(os.scandir(top), key=lambda e: e.name):
                 if entry.is_dir() and _WNID.match(entry.name):
@@ -98,7 +145,7 @@ class ImageNetSketchPair(Dataset):
         return self._scans[part]
 
     def wnids(self) -> list[str]:
-        top = self.require_subdir(self.dir / "train", "ImageNet 'train'")
+        top = self.require_subdir(self.part_dir("train"), "ImageNet 'train'")
         ids = sorted(e.name for e in os.scandir(top) if e.is_dir() and _WNID.match(e.name))
         if len(ids) != self.n_classes:
             raise DataError(f"{top} holds {len(ids)} class folders (n########), expected {self.n_classes}: is this "
@@ -111,7 +158,8 @@ class ImageNetSketchPair(Dataset):
         for rel in self._scan(part):
             wnid = rel.split("/")[1]
             if wnid not in index:
-                raise DataError(f"{self.dir / part / wnid} is not an ILSVRC-2012 class of {self.dir / 'train'}")
+                raise DataError(f"{self.part_dir(part) / wnid} is not an ILSVRC-2012 class of "
+                                f"{self.part_dir('train')}")
             out.append(Sample(rel, index[wnid], domain))
         return out
 
@@ -124,8 +172,9 @@ class ImageNetSketchPair(Dataset):
 
     def _verify_layout(self, report: VerifyReport) -> None:
         for part in ("train", "val", "sketch"):
-            if not (self.dir / part).is_dir():
-                report.problem(f"folder {self.dir / part} is missing"
+            if not self.part_dir(part).is_dir():
+                ours, coop = self.part_places(part)
+                report.problem(f"folder {ours} (or CoOp's {coop}) is missing"
                                + (" (ImageNet is user-supplied: see `adu data download imagenet`)"
                                   if part != "sketch" else " (run `adu data download imagenet`)"))
 
@@ -133,17 +182,17 @@ class ImageNetSketchPair(Dataset):
         for part, want in self.expected.items():
             n = len(self._scan(part))
             if n != want:
-                report.problem(f"{self.dir / part}: {n:,} images, expected {want:,}")
+                report.problem(f"{self.part_dir(part)}: {n:,} images, expected {want:,}")
         per_class: dict[str, int] = {}
         for rel in self._scan("val"):
             per_class[rel.split("/")[1]] = per_class.get(rel.split("/")[1], 0) + 1
         odd = [w for w, n in per_class.items() if n != self.val_per_class]
         if odd or len(per_class) != self.n_classes:
-            report.problem(f"{self.dir / 'val'}: expected {self.val_per_class} images in each of {self.n_classes} "
+            report.problem(f"{self.part_dir('val')}: expected {self.val_per_class} images in each of {self.n_classes} "
                            f"classes ({len(odd)} differ, {len(per_class)} present)")
         missing = set(self.wnids()) - {rel.split("/")[1] for rel in self._scan("sketch")}
         if missing:
-            report.problem(f"{self.dir / 'sketch'}: {len(missing)} classes have no image (e.g. {min(missing)})")
+            report.problem(f"{self.part_dir('sketch')}: {len(missing)} classes have no image (e.g. {min(missing)})")
 
     def _verify_deep(self, report: VerifyReport, by_split: dict[str, list[Sample]]) -> None:
         super()._verify_deep(report, by_split)
@@ -162,7 +211,7 @@ class ImageNetSketchPair(Dataset):
         """Check and unpack user-supplied ILSVRC-2012 archives into train/ and val/ (torchvision's layout)."""
         done = []
         for part in ("train", "val"):
-            if (self.dir / part).is_dir():
+            if self.part_dir(part).is_dir():
                 continue
             needed = [ARCHIVES[part], ARCHIVES["devkit"]]
             if not all((self.dir / f).is_file() for f, _ in needed):

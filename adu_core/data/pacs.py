@@ -76,6 +76,18 @@ class PACS(Dataset):
     def image_path(self, sample: Sample) -> Path:
         return self.image_dir / sample.path
 
+    @property
+    def layout(self) -> str:
+        """``dassl`` (Dassl's zip: pacs/images/<domain>/) or ``flat`` (pacs/<domain>/, the shared copy's)."""
+        return "dassl" if self.image_dir != self.dir else "flat"
+
+    def protocol_info(self) -> dict:
+        if "train.txt" in self.committed_index().get("files", {}):
+            return {"id": "adu-pacs-v2", "authors": False,
+                    "note": "the testbed's parts: pretrain / few-shot pool / test by content hash (the project's)"}
+        return {"id": "pacs-kfold", "authors": False,
+                "note": "the official kfold lists: pool = *_train_kfold, test = *_crossval_kfold"}
+
     def _split_file(self, domain: str, kind: str) -> Path:
         return self.dir / "splits" / f"{domain}_{kind}.txt"
 

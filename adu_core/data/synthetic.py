@@ -175,6 +175,8 @@ class SyntheticDataset(Dataset):
 
     name = "synthetic"
     folder = ""
+    protocol = "synthetic"
+    protocol_note = "rendered in process: n_train and n_test images per class and domain"
     on_disk = False
     domains = STYLES
     domain_names = STYLES

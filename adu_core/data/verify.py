@@ -28,6 +28,7 @@ class VerifyReport:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # domain -> {"train": n, "test": n, ...}
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    layout: str = ""  # which on-disk layout was found (read in place), e.g. Dassl's office_home_dg
 
     @property
     def ok(self) -> bool:
@@ -38,6 +39,8 @@ class VerifyReport:
 
     def render(self) -> str:
         lines = [f"{self.dataset} at {self.folder}"]
+        if self.layout:
+            lines.append(f"  layout: {self.layout}")
         if self.counts:
             cols = list(dict.fromkeys(k for row in self.counts.values() for k in row))
             width = max(len(d) for d in self.counts) + 2

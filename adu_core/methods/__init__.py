@@ -30,7 +30,7 @@ def _load_builtins() -> None:
     # Imported lazily so that each module registers itself once, whatever the import order.
     import importlib
 
-    for module in ("prompt", "zeroshot", "lpp", "clipfit", "bbf", "gate"):
+    for module in ("prompt", "zeroshot", "lpp", "clipfit", "bbf", "gate", "kvw"):
         try:
             importlib.import_module(f"{__name__}.{module}")
         except ModuleNotFoundError as err:

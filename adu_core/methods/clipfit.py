@@ -1,4 +1,4 @@
-"""CLIPFit (Li et al., EMNLP 2023) with its cross-entropy replaced by the unlearning losses (ADU's Table 1 row).
+"""CLIPFit (Li et al., EMNLP 2024) with its cross-entropy replaced by the unlearning losses (ADU's Table 1 row).
 
 Faithful to CLIPFit: the only trained parameters are the bias of the FFN output projection (``mlp.c_proj.bias``) in
 every text-encoder block and every LayerNorm of the image encoder; the loss adds λ_kd·(1 − mean cos) between the

@@ -1,0 +1,350 @@
+"""The paper's text against the authors' released code: which runs compare the two recipes, and how.
+
+Two recipes, one code path (``RunConfig.recipe``, :data:`adu_core.config.RECIPES`): ``paper`` follows the paper's
+text and is every page's default; ``authors_code`` turns on every switch in which the released code (commit
+50a43db) differs. Two grids measure what the difference does:
+
+* **Table 1 under each recipe**: ADU and the Baseline on every forget set and seed, so that ADU − Baseline, ADU's
+  Mem and For are read under both recipes (the paper-text runs are Table 1's own);
+* **one switch at a time**: each difference of the released code alone, on the paper's recipe, for ADU and (when
+  the switch changes it) the Baseline, on the one-domain forget sets; its effect is the paired change it makes to
+  ADU − Baseline and to ADU's Mem against the paper's recipe.
+
+The switches are fixed here, before any run: the grid is not chosen after seeing results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from adu_core.config import RECIPES
+
+from .effects import paired
+from .names import METHOD_NAMES
+from .plans import TABLE3_VARIANTS, PlannedRun, Variant, parse_ints, parse_list
+
+__all__ = ["RECIPE_NAMES", "SWITCHES", "Switch", "page_plan", "recipe_effects", "recipe_plan", "recipe_variants",
+           "select_switches", "switch_effects", "switch_plan", "table3_variants"]
+
+RECIPE_NAMES = {"paper": "paper's text", "authors_code": "authors' code"}
+
+
+@dataclass(frozen=True)
+class Switch:
+    """One difference of the released code, as config overrides on the paper's recipe."""
+
+    key: str
+    label: str
+    overrides: tuple[tuple[str, Any], ...]
+    changes_baseline: bool  # the Baseline has the part it changes (text side, loss, batches, crops)
+
+
+# A short label and whether the Baseline has the part it changes, per switched difference of
+# :mod:`adu_book.authors_code` (which holds the switches themselves, the paper's words and the code's file).
+_SHORT: dict[str, tuple[str, bool]] = {
+    "text_prompts": ("learnable text prompts", True),
+    "instapg": ("InstaPG as released (one block, last prompted layer)", False),
+    "forget_loss": ("L_forget = −entropy", True),
+    "mmd_weight": ("MMD weight 0.5 (not λ = 10)", False),
+    "mmd_on": ("MMD on the domain logits", False),
+    "mmd_kernel": ("one Gaussian, per-pair median bandwidth", False),
+    "domain_head": ("domain classifier with |D|·|C| outputs", False),
+    "batch": ("batch 128, random sampler", True),
+    "augment": ("crops of the whole image, bicubic", True),
+}
+
+
+def _switches() -> tuple[Switch, ...]:
+    from .authors_code import DIFFERENCES
+
+    switched = [d for d in DIFFERENCES if d.switch]
+    missing = [d.key for d in switched if d.key not in _SHORT]
+    if missing:
+        raise ValueError(f"switched differences without a label here: {missing}")
+    return tuple(Switch(d.key, _SHORT[d.key][0], tuple(d.switch.items()), _SHORT[d.key][1]) for d in switched)
+
+
+# In the order of the page's table of differences; together they are exactly the authors_code preset (tested).
+SWITCHES: tuple[Switch, ...] = _switches()
+
+
+def switches_as_preset() -> dict[str, Any]:
+    """Every switch's overrides merged: what ``RECIPES["authors_code"]`` must be."""
+    return {k: v for s in SWITCHES for k, v in s.overrides}
+
+
+def _recipe_overrides(recipe: str) -> tuple[tuple[str, Any], ...]:
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    return () if recipe == "paper" else (("recipe", recipe),)
+
+
+def recipe_variants(recipe: str, methods: Sequence[str] = ("baseline", "adu")) -> list[Variant]:
+    """Table 1's rows of ``methods`` under ``recipe`` (the paper's recipe: Table 1's own runs)."""
+    over = _recipe_overrides(recipe)
+    suffix = "" if recipe == "paper" else f" ({RECIPE_NAMES[recipe]})"
+    return [Variant(m if recipe == "paper" else f"{m}/{recipe}", METHOD_NAMES.get(m, m) + suffix, m, over)
+            for m in methods]
+
+
+def recipe_plan(page, recipes: Sequence[str], forget: Sequence[Sequence[str]],
+                methods: Sequence[str] = ("baseline", "adu")) -> list[PlannedRun]:
+    """ADU and the Baseline under each recipe, labelled ``recipe`` and ``method``."""
+    plan: list[PlannedRun] = []
+    for recipe in recipes:
+        for v in recipe_variants(recipe, methods):
+            plan += page.plan([v], forget, recipe=recipe, method_key=v.method)
+    return plan
+
+
+def switch_plan(page, forget: Sequence[Sequence[str]], switches: Sequence[Switch] = SWITCHES,
+                reference_precision: str | None = None) -> list[PlannedRun]:
+    """The paper's-recipe ADU and Baseline (``switch="none"``), then each switch alone for ADU and, when it changes
+    it, the Baseline; labelled ``switch`` and ``method_key``.
+
+    ``reference_precision`` (e.g. ``"fp32"``) plans the paper-recipe reference a second time at that precision
+    (``switch="none"`` too): a switch is compared with the reference that ran at its own precision
+    (:func:`switch_effects`), never across precisions."""
+    plan: list[PlannedRun] = []
+    for m in ("baseline", "adu"):
+        plan += page.plan([Variant(m, METHOD_NAMES[m], m)], forget, switch="none", method_key=m)
+        if reference_precision:
+            plan += page.plan([Variant(f"{m}@{reference_precision}", f"{METHOD_NAMES[m]} ({reference_precision})", m,
+                                       (("precision", reference_precision),))], forget, switch="none", method_key=m)
+    for s in switches:
+        for m in ("baseline", "adu") if s.changes_baseline else ("adu",):
+            plan += page.plan([Variant(f"{m}/{s.key}", f"{METHOD_NAMES[m]}, {s.label}", m, s.overrides)], forget,
+                              switch=s.key, method_key=m)
+    return plan
+
+
+def _gap(runs: pd.DataFrame, adu: pd.DataFrame, base: pd.DataFrame, metric: str = "h") -> pd.DataFrame:
+    """ADU − Baseline of ``metric`` per (forget set, seed), from two frames of runs."""
+    a = adu.set_index(["forget", "seed"])[metric]
+    b = base.set_index(["forget", "seed"])[metric]
+    return (a - b).dropna().rename("gap").reset_index()
+
+
+def switch_effects(runs: pd.DataFrame, switches: Sequence[Switch] = SWITCHES) -> pd.DataFrame:
+    """Per switch, paired over (forget set, seed) against the paper's recipe: the change it makes to ADU − Baseline
+    in H, and to ADU's Mem, For and H. One row per switch; effects as :func:`adu_book.effects.paired` entries."""
+    rows = []
+    if runs is None or runs.empty:
+        return pd.DataFrame(columns=["switch", "label", "gap_h", "adu_mem", "adu_for", "adu_h"])
+
+    precision = runs["precision"].fillna("unrecorded") if "precision" in runs else pd.Series("unrecorded", runs.index)
+
+    def of(switch: str, method: str, at: str | None = None) -> pd.DataFrame:
+        part = runs[(runs["switch"] == switch) & (runs["method_key"] == method)]
+        return part if at is None else part[precision.loc[part.index] == at]
+
+    for s in switches:
+        # the precision the switch's runs ran at; the reference runs at the same one
+        ran = set(precision.loc[of(s.key, "adu").index])
+        at = ran.pop() if len(ran) == 1 else None
+        ref_adu, ref_base = of("none", "adu", at), of("none", "baseline", at)
+        base_s = of(s.key, "baseline", at) if s.changes_baseline else ref_base
+        gap = pd.concat([_gap(runs, ref_adu, ref_base).assign(variant="paper"),
+                         _gap(runs, of(s.key, "adu", at), base_s).assign(variant=s.key)])
+        adu = pd.concat([ref_adu.assign(variant="paper"), of(s.key, "adu", at).assign(variant=s.key)])
+        row: dict[str, Any] = {"switch": s.key, "label": s.label, "precision": at or "mixed",
+                               "gap_h": paired(gap, s.key, "paper", "gap").get("all")}
+        for metric in ("mem", "for", "h"):
+            row[f"adu_{metric}"] = paired(adu, s.key, "paper", metric).get("all")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def recipe_effects(runs: pd.DataFrame, by: str | None = "n_forget") -> dict[str, dict[str, Any]]:
+    """Per recipe: ADU − Baseline in H, Mem and For (paired), and ADU's own means; ``runs`` from
+    :func:`recipe_plan` (labelled ``recipe``)."""
+    out: dict[str, dict[str, Any]] = {}
+    if runs is None or runs.empty:
+        return out
+    for recipe, part in runs.groupby("recipe", sort=False):
+        part = part.assign(variant=part["method_key"])
+        out[str(recipe)] = {metric: paired(part, "adu", "baseline", metric, by=by) for metric in ("h", "mem", "for")}
+        adu = part[part["method_key"] == "adu"]
+        out[str(recipe)]["adu_means"] = {m: float(adu[m].mean()) for m in ("h", "mem", "for")} if len(adu) else {}
+    return out
+
+
+def select_switches(spec) -> list[Switch]:
+    """``"all"`` -> every switch; else the switches whose keys ``spec`` lists (comma-separated)."""
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() == "all"):
+        return list(SWITCHES)
+    keys = parse_list(spec)
+    known = {s.key: s for s in SWITCHES}
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise ValueError(f"unknown switches {unknown}; valid: {', '.join(known)}")
+    return [known[k] for k in keys]
+
+
+def table3_variants(recipe: str = "authors_code") -> list[Variant]:
+    """Table 3's rows (CE x MMD inside DDL, InstaPG on) under ``recipe``."""
+    over = _recipe_overrides(recipe)
+    suffix = "" if recipe == "paper" else f" ({RECIPE_NAMES[recipe]})"
+    return [Variant(v.key if recipe == "paper" else f"{v.key}/{recipe}", v.label + suffix, v.method,
+                    over + v.overrides, v.switches) for v in TABLE3_VARIANTS]
+
+
+def page_plan(page, recipes: str, forget_sets, n_forget, switch_n_forget, switches, table3_n_forget,
+              reference_precision: str | None = None) -> dict[str, list[PlannedRun]]:
+    """The runs of the page "The paper and its code": ``table1`` (ADU and the Baseline under each recipe),
+    ``switches`` (one switch at a time) and ``table3`` (Table 3's rows under the authors' code)."""
+    names = parse_list(recipes)
+    sets1 = page.forget(forget_sets, n_forget)
+    sizes_s = parse_ints(switch_n_forget)
+    sets_s = [s for s in page.forget(forget_sets, switch_n_forget) if len(s) in sizes_s]
+    sizes_3 = parse_ints(table3_n_forget)
+    sets_3 = [s for s in page.forget(forget_sets, table3_n_forget) if len(s) in sizes_3]
+    return {"table1": recipe_plan(page, names, sets1),
+            "switches": switch_plan(page, sets_s, select_switches(switches), reference_precision),
+            "table3": page.plan(table3_variants("authors_code"), sets_3, table=3, recipe="authors_code")}
+
+
+# --- what the page shows ---------------------------------------------------------------------------------------------
+def split_runs(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The page's runs by grid (:func:`page_plan`'s parts, told apart by their labels)."""
+    empty = runs.iloc[0:0] if runs is not None else pd.DataFrame()
+    if runs is None or runs.empty:
+        return {"table1": empty, "switches": empty, "table3": empty}
+    switch = runs["switch"] if "switch" in runs else pd.Series(index=runs.index, dtype=object)
+    table = runs["table"] if "table" in runs else pd.Series(index=runs.index, dtype=object)
+    return {"table1": runs[switch.isna() & table.isna()], "switches": runs[switch.notna()],
+            "table3": runs[table.notna()]}
+
+
+def recipe_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Table 1's ADU and Baseline under each recipe: mean ± sample std over runs and n, per |D_forget|."""
+    from .tables import ours_table
+
+    if runs.empty:
+        return ours_table(runs, ["recipe", "n_forget", "variant"])
+    shown = runs.assign(recipe=runs["recipe"].map(lambda r: RECIPE_NAMES.get(r, r)),
+                        variant=runs["method_key"].map(lambda m: METHOD_NAMES.get(m, m)))
+    return ours_table(shown, ["recipe", "n_forget", "variant"],
+                      key_names={"recipe": "recipe", "n_forget": "|D_forget|", "variant": "method"})
+
+
+def _by_recipe(runs: pd.DataFrame, metric: str) -> dict[str, dict[Any, dict[str, Any]]]:
+    out = {}
+    for recipe in [r for r in RECIPE_NAMES if r in set(runs.get("recipe", []))]:
+        part = runs[runs["recipe"] == recipe]
+        out[recipe] = paired(part.assign(variant=part["method_key"]), "adu", "baseline", metric, by="n_forget")
+    return out
+
+
+def plot_recipe_effects(runs: pd.DataFrame):
+    """Forest plot: ADU − Baseline in H, Mem and For under each recipe, per |D_forget| and over all."""
+    from .forest import effect_rows, forest
+
+    parts = []
+    for metric, name in (("h", "H"), ("mem", "Mem"), ("for", "For")):
+        for recipe, effects in _by_recipe(runs, metric).items():
+            labelled = {f"{RECIPE_NAMES[recipe]}, {'all' if k == 'all' else f'|D_forget| = {k}'}": e
+                        for k, e in sorted(effects.items(), key=lambda kv: (kv[0] != "all", str(kv[0])))}
+            parts.append(effect_rows(labelled, group=f"ADU − Baseline, {name}"))
+    rows = pd.concat(parts, ignore_index=True) if parts else effect_rows({}, "")
+    return forest(rows, "difference (points)")
+
+
+def switch_table(effects: pd.DataFrame) -> pd.DataFrame:
+    """The one-switch grid in words: per switch, its change to ADU − Baseline (H) and to ADU's Mem, For and H."""
+    if effects.empty:
+        return pd.DataFrame(columns=["difference", "Δ (ADU − Baseline), H", "Δ ADU Mem", "Δ ADU For", "Δ ADU H"])
+    return pd.DataFrame({
+        "difference": effects["label"],
+        "Δ (ADU − Baseline), H": effects["gap_h"].map(_text),
+        "Δ ADU Mem": effects["adu_mem"].map(_text),
+        "Δ ADU For": effects["adu_for"].map(_text),
+        "Δ ADU H": effects["adu_h"].map(_text),
+    }).set_index("difference")
+
+
+def _text(e: Any) -> str:
+    from .effects import effect_text
+
+    return effect_text(e if isinstance(e, dict) else None)
+
+
+def plot_switch_effects(effects: pd.DataFrame):
+    """Forest plot of the one-switch grid: each switch's change to ADU − Baseline (H) and to ADU's Mem."""
+    from .forest import effect_rows, forest
+
+    def rows(column: str, group: str) -> pd.DataFrame:
+        pairs = zip(effects.get("label", []), effects.get(column, []), strict=True)
+        return effect_rows({label: e if isinstance(e, dict) else None for label, e in pairs}, group=group)
+
+    gap, mem = rows("gap_h", "change in ADU − Baseline, H"), rows("adu_mem", "change in ADU's Mem")
+    return forest(pd.concat([gap, mem], ignore_index=True), "points, switch on − paper's recipe")
+
+
+def table3_table(table3: pd.DataFrame, table1: pd.DataFrame) -> pd.DataFrame:
+    """Table 3's rows under the authors' code (the full row is Table 1's authors'-code ADU, on the same forget
+    sets), mean ± std and n, with each row − the full recipe, paired."""
+    from .effects import effect_text
+    from .tables import ours_table
+
+    full_label = next(v.label for v in table3_variants("authors_code") if v.key == "adu/authors_code")
+    sets = set(table3.get("forget", []))
+    full = table1[(table1.get("recipe") == "authors_code") & (table1.get("method_key") == "adu")] \
+        if len(table1) else table1
+    full = full[full["forget"].isin(sets)].assign(variant=full_label) if len(full) else full
+    runs = pd.concat([table3, full], ignore_index=True) if len(full) else table3
+    table = ours_table(runs, ["variant"], key_names={"variant": "row (authors' code)"})
+    deltas = {row: effect_text(paired(runs, row, full_label, "h").get("all")) for row in table.index}
+    table["Δ H against CE + MMD"] = [("–" if row == full_label else deltas[row]) for row in table.index]
+    return table
+
+
+def page_facts(runs: Mapping[str, pd.DataFrame], effects: pd.DataFrame) -> dict[str, str]:
+    """The glued phrases of the page's conclusion."""
+    from .effects import effect_verdict
+
+    facts: dict[str, str] = {}
+    t1 = runs["table1"]
+    for recipe, short in (("paper", "paper"), ("authors_code", "authors")):
+        part = t1[t1["recipe"] == recipe] if len(t1) else t1
+        part = part.assign(variant=part["method_key"]) if len(part) else part
+        gap = paired(part, "adu", "baseline", "h").get("all")
+        facts[f"ac_gap_{short}"] = effect_verdict(gap, "higher for ADU than for the Baseline",
+                                                  "lower for ADU than for the Baseline",
+                                                  "no measurable difference between ADU and the Baseline")
+        adu = part[part["method_key"] == "adu"] if len(part) else part
+        for metric in ("mem", "for"):
+            facts[f"ac_{metric}_{short}"] = (f"{adu[metric].mean():.2f} % (n = {len(adu)} runs)" if len(adu)
+                                             else "not measured yet")
+    facts["ac_top_gap"] = _top(effects, "gap_h", "ADU − Baseline in H")
+    facts["ac_top_mem"] = _top(effects, "adu_mem", "ADU's Mem")
+    return facts
+
+
+def _top(effects: pd.DataFrame, column: str, what: str) -> str:
+    """The switch with the largest mean change of ``column`` (its interval must exclude 0 to be called a change)."""
+    from .effects import effect_text
+
+    if effects.empty:
+        return "not measured yet"
+    measured = [(row["label"], row[column]) for _, row in effects.iterrows()
+                if isinstance(row[column], dict) and row[column].get("n")]
+    if not measured:
+        return "not measured yet"
+    label, e = max(measured, key=lambda le: abs(le[1]["mean"]))
+    clear = [lbl for lbl, x in measured if x["excludes_zero"]]
+    text = f"{label}: it changes {what} by {effect_text(e)} points"
+    if not e["excludes_zero"]:
+        text += " — no measurable difference"
+    others = [lbl for lbl in clear if lbl != label]
+    if clear:
+        text += f"; {len(clear)} of {len(measured)} switches change it measurably"
+        if others:
+            text += f" (also: {', '.join(others)})"
+    else:
+        text += f"; none of the {len(measured)} switches changes it measurably"
+    return text
