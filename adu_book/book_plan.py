@@ -95,6 +95,14 @@ def _pseudo_labels(pg, p) -> list[PlannedRun]:
     return plan
 
 
+def _authors_code(pg, p) -> list[PlannedRun]:
+    from . import recipes
+
+    parts = recipes.page_plan(pg, p["recipes_shown"], p["forget_sets"], p["n_forget"], p["switch_n_forget"],
+                              p["switches"], p["table3_n_forget"])
+    return [run for part in parts.values() for run in part]
+
+
 def _methods_on(default: Sequence[str], forget: Callable) -> Callable:
     def build(pg, p) -> list[PlannedRun]:
         run_methods, _ = pg.methods(p["methods"], default)
@@ -106,6 +114,7 @@ def _methods_on(default: Sequence[str], forget: Callable) -> Callable:
 # are Table 1's; what it adds is one depth measurement (recovery.json) per run.
 PAGE_PLANS: dict[str, tuple[Callable, bool]] = {
     "main_results": (_main_results, False),
+    "authors_code": (_authors_code, False),
     "ablation": (_ablation, False),
     "sensitivity": (_sensitivity, True),
     "shots": (_shots, True),

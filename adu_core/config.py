@@ -30,10 +30,16 @@ class RunConfig:
     method: str = _f("adu", "method name from the registry (`adu methods`)")
     seed: int = _f(1, "seed of the few-shot subset, initialisation, sampling and augmentation")
     tier: str = _f("smoke", "protocol preset that chose the defaults: paper, testbed or smoke")
+    recipe: str = _f("paper", "preset of the recipe switches below: paper (the paper's text) or authors_code (the "
+                              "authors' released code at 50a43db; see RECIPES); the switches are recorded as set")
     # --- backbone ----------------------------------------------------------------------------------------------
     backbone: str = _f("adu-tiny", "open_clip architecture (paper: ViT-B-16); ignored for self-describing checkpoints")
     pretrained: str | None = _f(None, "open_clip tag (paper: openai), a checkpoint path, or None for random weights")
     templates: tuple[str, ...] = _f(("a photo of a {}.",), "text templates; class text features are their mean")
+    text_ctx: int = _f(0, "learnable text prompt tokens (0: the frozen templates, the paper's text; n > 0: n tokens "
+                          "in place of the template's words, starting N(0, 0.02^2), as the authors' code trains)")
+    text_prompt_depth: int | None = _f(None, "first text-encoder layers with fresh text prompts (None: prompt_depth, "
+                                             "capped at the text encoder's layers; authors' code: 9)")
     # --- data --------------------------------------------------------------------------------------------------
     data_root: str | None = _f(None, "data root (default: $ADU_DATA_ROOT or the user cache)")
     shots: int = _f(8, "training images per class per domain (paper: 8 [G: per class per domain])")
@@ -48,11 +54,19 @@ class RunConfig:
     prompt_init_std: float = _f(0.02, "prompts start as N(0, std^2) [G: IVLP/PromptSRC]")
     instapg: bool = _f(True, "use InstaPG (Table 2 switch)")
     instapg_layers: tuple[int, ...] | None = _f(
-        None, "prompted layers with InstaPG; None = every prompted layer after the first [G]")
+        None, "prompted layers with InstaPG; None = every prompted layer after the first [G]; negative indices "
+              "count from the last prompted layer (-1: the last; the authors' code: the 9th of 9)")
     instapg_heads: int = _f(0, "InstaPG heads; 0 = the encoder's own head count [G]")
     instapg_norm: bool = _f(True, "LayerNorm on InstaPG queries and keys/values [G]")
     instapg_residual: bool = _f(True, "InstaPG output added to the learnable prompts (zero-initialised) [G]")
+    instapg_form: str = _f("paper", "InstaPG block: paper (cross-attention only, as instapg_norm/instapg_residual say) "
+                                    "or authors (the released block: LayerNorm on queries and keys/values, attention "
+                                    "with a residual onto the normalised queries, post-LayerNorm, FFN x4 with a "
+                                    "residual; its output replaces the prompts)")
     # --- losses --------------------------------------------------------------------------------------------------
+    forget_loss: str = _f("uniform_ce", "L_forget: uniform_ce (cross-entropy to the uniform distribution, the paper's "
+                                        "text), neg_entropy (minus the softmax entropy, the authors' code) or none "
+                                        "(off: prompt tuning on the kept domains only)")
     ddl: bool = _f(True, "use the Domain Disentangling Loss (Table 2 switch)")
     ddl_ce: bool = _f(True, "DDL's domain-classification CE term (Table 3 switch)")
     ddl_mmd: bool = _f(True, "DDL's MMD term (Table 3 switch)")
@@ -64,9 +78,20 @@ class RunConfig:
     ddl_feature: str = _f("embedding", "what DDL's classifier and MMD read: embedding (the L2-normalised image "
                                        "embedding the class logits use) or pre_projection (the class token before "
                                        "the projection, L2-normalised) [G: the paper says 'latent feature']")
+    mmd_on: str = _f("feature", "what the MMD compares: feature (the ddl_feature) or domain_logits (the domain "
+                                "classifier's outputs, as the authors' code does)")
+    mmd_median: str = _f("batch", "median heuristic of the kernel scale: batch (median squared distance over the "
+                                  "whole batch) or pair (over the two domains' cross pairs, per pair, as the "
+                                  "authors' code; with mmd_bandwidths (2,) it is their exp(-d^2 / 2 median_d^2))")
+    domain_head: str = _f("domains", "domain classifier outputs: domains (|D|, the paper's 'confidence scores' over "
+                                     "domains) or domains_x_classes (|D|*|C| outputs trained with the domain index "
+                                     "as target, as the authors' code builds it)")
     # --- optimisation ----------------------------------------------------------------------------------------------
     epochs: int = _f(50, "training epochs (paper: 50)")
-    batch_size: int = _f(32, "domain-balanced batch size [G: PromptSRC's 4 is too small for MMD over 4 domains]")
+    batch_size: int = _f(32, "batch size [G: PromptSRC's 4 is too small for MMD over 4 domains; authors' code: 128]")
+    sampler: str = _f("balanced", "training batches: balanced (every domain equally in every batch, ceil(N/B) per "
+                                  "epoch) or random (a random permutation, floor(N/B) batches: Dassl's RandomSampler "
+                                  "with drop_last, as the authors' code)")
     lr: float = _f(0.0025, "SGD learning rate (paper: 0.0025)")
     momentum: float = _f(0.9, "SGD momentum [G: Dassl]")
     weight_decay: float = _f(5e-4, "SGD weight decay [G: Dassl]")
@@ -74,6 +99,9 @@ class RunConfig:
     warmup_epochs: int = _f(1, "constant warm-up epochs [G: Dassl/PromptSRC]")
     warmup_lr: float = _f(1e-5, "learning rate during warm-up [G: Dassl/PromptSRC]")
     crop_scale: tuple[float, float] = _f((0.08, 1.0), "random-resized-crop scale range, plus flips [G: Dassl]")
+    augment: str = _f("centre_crop", "what the random-resized crop is taken from: centre_crop (the centred square "
+                                     "the test transform sees, bilinear) or full_image (the whole image up to a 4:3 "
+                                     "side ratio, bicubic, as Dassl's transform in the authors' code)")
     # --- runtime -------------------------------------------------------------------------------------------------
     device: str = _f("auto", "cuda, cpu or auto")
     precision: str = _f("auto", "bf16, fp16 (CUDA, loss-scaled) or fp32; auto = bf16 autocast on CUDA (fp16 where "
@@ -135,10 +163,38 @@ def _int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+FORGET_LOSSES = ("uniform_ce", "neg_entropy", "none")
+
+# Recipe presets: the switches in which the authors' released code (commit 50a43db) differs from the paper's text,
+# each its own config field so any one can be turned on alone (``adu_book.authors_code`` lists every difference,
+# with the file and history behind it). "@n_ctx" takes the run's own vision prompt length (8 at the paper tier).
+RECIPES: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "authors_code": {
+        "text_ctx": "@n_ctx",
+        "instapg_form": "authors", "instapg_layers": (-1,),
+        "forget_loss": "neg_entropy",
+        "lam": 0.5, "mmd_on": "domain_logits", "mmd_median": "pair", "mmd_bandwidths": (2.0,),
+        "domain_head": "domains_x_classes",
+        "batch_size": 128, "sampler": "random",
+        "augment": "full_image",
+    },
+}
+
 # Per field: (check, what is allowed). Every numeric, choice and container field has one (a test checks that).
 RULES: dict[str, tuple[Any, str]] = {
     "seed": (lambda v: _int(v) and v >= 0, "a whole number >= 0"),
     "tier": (lambda v: v in TIERS, "one of paper, testbed, smoke"),
+    "recipe": (lambda v: v in RECIPES, "one of " + ", ".join(RECIPES)),
+    "text_ctx": (lambda v: _int(v) and v >= 0, "a whole number >= 0 (0: frozen templates)"),
+    "text_prompt_depth": (lambda v: v is None or (_int(v) and v >= 1), "none (prompt_depth) or a whole number >= 1"),
+    "instapg_form": (lambda v: v in ("paper", "authors"), "paper or authors"),
+    "forget_loss": (lambda v: v in FORGET_LOSSES, "uniform_ce, neg_entropy or none"),
+    "mmd_on": (lambda v: v in ("feature", "domain_logits"), "feature or domain_logits"),
+    "mmd_median": (lambda v: v in ("batch", "pair"), "batch or pair"),
+    "domain_head": (lambda v: v in ("domains", "domains_x_classes"), "domains or domains_x_classes"),
+    "sampler": (lambda v: v in ("balanced", "random"), "balanced or random"),
+    "augment": (lambda v: v in ("centre_crop", "full_image"), "centre_crop or full_image"),
     "templates": (lambda v: len(v) > 0 and all(isinstance(t, str) and "{}" in t for t in v),
                   "one or more texts, each with a {} where the class name goes"),
     "shots": (lambda v: _int(v) and v >= 1, "a whole number >= 1 (images per class per domain)"),
@@ -148,8 +204,9 @@ RULES: dict[str, tuple[Any, str]] = {
     "n_ctx": (lambda v: _int(v) and v >= 1, "a whole number >= 1 (prompt tokens per layer)"),
     "prompt_depth": (lambda v: _int(v) and v >= 0, "a whole number >= 0 (at most the encoder's layers)"),
     "prompt_init_std": (lambda v: _num(v) and v >= 0, "a number >= 0"),
-    "instapg_layers": (lambda v: v is None or all(_int(i) and i >= 0 for i in v),
-                       "none (every prompted layer after the first) or layer indices >= 0 below prompt_depth"),
+    "instapg_layers": (lambda v: v is None or all(_int(i) for i in v),
+                       "none (every prompted layer after the first) or layer indices within -prompt_depth.."
+                       "prompt_depth-1"),
     "instapg_heads": (lambda v: _int(v) and v >= 0, "a whole number >= 0 (0: the encoder's head count)"),
     "gamma": (lambda v: _num(v) and v >= 0, "a number >= 0"),
     "lam": (lambda v: _num(v) and v >= 0, "a number >= 0"),
@@ -183,6 +240,9 @@ def field_names() -> list[str]:
 def field_docs() -> dict[str, str]:
     return {f.name: f.metadata.get("doc", "") for f in fields(RunConfig)}
 
+
+_FIELD_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(RunConfig)
+                                   if f.default is not dataclasses.MISSING}
 
 TESTBED_CHECKPOINT = "models/testbed/testbed_clip.pt"  # relative to the project root (``paths.resolve_path``)
 
@@ -220,11 +280,18 @@ def default_tier(dataset: str) -> str:
 
 
 def make_config(dataset: str, tier: str | None = None, **overrides: Any) -> RunConfig:
-    """RunConfig from a tier's defaults plus explicit overrides (unknown keys are an error)."""
+    """RunConfig from a tier's defaults, then a recipe's switches (``recipe=...``, :data:`RECIPES`), then explicit
+    overrides (unknown keys are an error)."""
     tier = tier or default_tier(dataset)
     if tier not in TIERS:
         raise ValueError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
-    values: dict[str, Any] = {**TIERS[tier], **overrides, "dataset": dataset, "tier": tier}
+    recipe = overrides.get("recipe", "paper")
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    values: dict[str, Any] = {**TIERS[tier], **RECIPES[recipe], **overrides, "dataset": dataset, "tier": tier}
+    for key, value in values.items():  # "@field": that field's value in this config (a recipe follows the tier)
+        if isinstance(value, str) and value.startswith("@") and value[1:] in _FIELD_DEFAULTS:
+            values[key] = values.get(value[1:], _FIELD_DEFAULTS[value[1:]])
     implied = TIER_METHOD_OPTIONS.get(tier, {}).get(values.get("method", "adu"), {})
     if implied:
         values["method_options"] = {**implied, **values.get("method_options", {})}

@@ -27,17 +27,31 @@ def memorize_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor
     return F.cross_entropy(logits.float(), labels)
 
 
-def forget_loss(logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross-entropy to the uniform distribution over classes on forgotten-domain samples.
+FORGET_KINDS = ("uniform_ce", "neg_entropy")
+ENTROPY_EPS = 1e-5  # inside the log of the authors' entropy, as released
 
-    −(1/|B|) Σ_i (1/|C|) Σ_j log p_ij; its minimum, log|C|, is reached by a flat prediction. ``mask``: as in
-    :func:`memorize_loss`.
+
+def forget_loss(logits: torch.Tensor, mask: torch.Tensor | None = None, kind: str = "uniform_ce") -> torch.Tensor:
+    """L_forget on forgotten-domain samples; both kinds are minimised by a flat prediction.
+
+    ``uniform_ce`` (the paper's text): cross-entropy to the uniform distribution, −(1/|B|) Σ_i (1/|C|) Σ_j log p_ij,
+    minimum log|C|; its gradient in the logits is p − 1/|C|. ``neg_entropy`` (the authors' code): minus the softmax
+    entropy, (1/|B|) Σ_i Σ_j p_ij log(p_ij + 1e-5), minimum ≈ −log|C|; its gradient is p ⊙ (log p − Σ p log p), which
+    vanishes on confident predictions where the cross-entropy's does not. ``mask``: as in :func:`memorize_loss`.
     """
+    logits = logits.float()
+    if kind == "uniform_ce":
+        per_sample = -F.log_softmax(logits, dim=-1).mean(dim=-1)
+    elif kind == "neg_entropy":
+        p = F.softmax(logits, dim=-1)
+        per_sample = (p * torch.log(p + ENTROPY_EPS)).sum(dim=-1)
+    else:
+        raise ValueError(f"unknown forget loss {kind!r}; choose one of {', '.join(FORGET_KINDS)}")
     if mask is not None:
-        return _masked_mean(-F.log_softmax(logits.float(), dim=-1).mean(dim=-1), mask)
+        return _masked_mean(per_sample, mask)
     if logits.shape[0] == 0:
         return logits.sum() * 0.0
-    return -F.log_softmax(logits.float(), dim=-1).mean(dim=-1).mean()
+    return per_sample.mean()
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -68,8 +82,12 @@ def kernel_matrix(x: torch.Tensor, y: torch.Tensor, kernel: str = "gaussian",
 
 
 def mmd2(features: torch.Tensor, domains: torch.Tensor, kernel: str = "gaussian",
-         bandwidths: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0), n_domains: int | None = None) -> torch.Tensor:
+         bandwidths: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0), n_domains: int | None = None,
+         median: str = "batch") -> torch.Tensor:
     """MMD² averaged over all pairs of domains present in the batch (biased V-statistic).
+
+    ``median="pair"`` computes the scale per pair of domains from their cross distances, and averages over the
+    pairs whose domains both hold two or more samples (:func:`pairwise_mmd2`, the authors' code).
 
     ‖μ_d − μ_d'‖²_H = mean k(X_d, X_d) + mean k(X_d', X_d') − 2·mean k(X_d, X_d'). The Gaussian/Laplacian scale is
     the median pairwise squared distance of the batch, detached, so the bandwidth follows the features without
@@ -80,6 +98,10 @@ def mmd2(features: torch.Tensor, domains: torch.Tensor, kernel: str = "gaussian"
     ``n_domains`` given the GPU never waits for the host.
     """
     features = features.float()
+    if median == "pair":
+        return pairwise_mmd2(features, domains, kernel, bandwidths)
+    if median != "batch":
+        raise ValueError(f"unknown median heuristic {median!r}; choose batch or pair")
     n = len(features)
     if n_domains is None:
         n_domains = int(domains.max()) + 1 if n else 1
@@ -103,13 +125,46 @@ def mmd2(features: torch.Tensor, domains: torch.Tensor, kernel: str = "gaussian"
     return (values * weights).sum() / weights.sum().clamp_min(1.0)
 
 
+def pairwise_mmd2(features: torch.Tensor, domains: torch.Tensor, kernel: str = "gaussian",
+                  bandwidths: Sequence[float] = (2.0,)) -> torch.Tensor:
+    """MMD² per pair of domains with the scale s = median squared cross distance of that pair (detached), averaged
+    over the pairs whose domains each hold at least two samples of the batch.
+
+    With the Gaussian kernel and ``bandwidths=(2,)`` each pair's kernel is exp(−d² / (2σ²)), σ = the median cross
+    distance: the released code's MMD. It selects samples by domain (a host synchronisation per pair), which its
+    handful of domain pairs makes cheap.
+    """
+    features = features.float()
+    present = [d for d in torch.unique(domains).tolist() if int((domains == d).sum()) > 1]
+    values = []
+    for i, a in enumerate(present):
+        for b in present[i + 1:]:
+            xa, xb = features[domains == a], features[domains == b]
+            scale = None
+            if kernel != "linear":
+                with torch.no_grad():
+                    scale = torch.cdist(xa, xb).pow(2).median().clamp_min(1e-12)
+            values.append(kernel_matrix(xa, xa, kernel, bandwidths, scale).mean()
+                          + kernel_matrix(xb, xb, kernel, bandwidths, scale).mean()
+                          - 2 * kernel_matrix(xa, xb, kernel, bandwidths, scale).mean())
+    if not values:
+        return features.sum() * 0.0
+    return torch.stack(values).mean()
+
+
 def domain_disentangling_loss(domain_logits: torch.Tensor, features: torch.Tensor, domains: torch.Tensor, *,
                               gamma: float = 30.0, lam: float = 10.0, use_ce: bool = True, use_mmd: bool = True,
                               kernel: str = "gaussian",
-                              bandwidths: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0)) -> dict[str, torch.Tensor]:
-    """DDL = γ·CE(domain classifier) − λ·MMD²; returns the total and its parts (for logging)."""
+                              bandwidths: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0), n_domains: int | None = None,
+                              median: str = "batch") -> dict[str, torch.Tensor]:
+    """DDL = γ·CE(domain classifier) − λ·MMD²; returns the total and its parts (for logging).
+
+    ``features`` is what the MMD compares (the latent feature, or the domain logits); ``n_domains`` the number of
+    domains (default: the domain classifier's outputs, which is |D| for a classifier over domains).
+    """
     zero = features.sum() * 0.0
     ce = F.cross_entropy(domain_logits.float(), domains) if use_ce else zero
-    n_domains = domain_logits.shape[-1] if domain_logits is not None else None
-    mmd = mmd2(features, domains, kernel, bandwidths, n_domains) if use_mmd else zero
+    if n_domains is None:
+        n_domains = domain_logits.shape[-1] if domain_logits is not None else None
+    mmd = mmd2(features, domains, kernel, bandwidths, n_domains, median) if use_mmd else zero
     return {"ddl": gamma * ce - lam * mmd, "domain_ce": ce.detach(), "mmd2": mmd.detach()}

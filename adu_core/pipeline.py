@@ -81,3 +81,24 @@ def balanced_batches(domains: torch.Tensor, batch_size: int, generator: torch.Ge
             parts.append(torch.cat(take))
         batches.append(torch.cat(parts))
     return batches
+
+
+def random_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """One epoch of batches from a random permutation of the ``n`` samples, whatever their domains: floor(n / B)
+    full batches (the last, partial one is dropped, as Dassl's loader does with ``drop_last``), or one batch of all
+    ``n`` when there are fewer than B."""
+    order = torch.randperm(n, generator=generator)
+    if n < batch_size:
+        return [order]
+    return list(order[: (n // batch_size) * batch_size].view(-1, batch_size).unbind())
+
+
+def steps_per_epoch(n: int, n_domains: int, batch_size: int, sampler: str = "balanced") -> int:
+    """Batches per epoch of a pool of ``n`` images over ``n_domains`` domains (:func:`balanced_batches` or
+    :func:`random_batches`)."""
+    if sampler == "random":
+        return 1 if n < batch_size else n // batch_size
+    if sampler != "balanced":
+        raise ValueError(f"unknown sampler {sampler!r}; choose balanced or random")
+    per = max(1, batch_size // n_domains)
+    return max(1, math.ceil(n / (per * n_domains)))

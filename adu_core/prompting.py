@@ -53,6 +53,41 @@ class InstaPG(nn.Module):
         return prompts + out if self.residual else out
 
 
+class ReleasedInstaPG(nn.Module):
+    """InstaPG as the authors' code builds it (``instapg_form="authors"``): LayerNorm on the prompts (queries) and on
+    the patch tokens (keys, values), multi-head attention with a residual onto the *normalised* queries, a
+    LayerNorm, then a feed-forward block (width x4, QuickGELU) with a residual. Its output replaces the layer's
+    prompts; nothing is zero-initialised, so it changes the prompts from the first step.
+    """
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"InstaPG: width {width} is not divisible by heads {heads}")
+        self.norm_q = nn.LayerNorm(width)
+        self.norm_kv = nn.LayerNorm(width)
+        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.norm_post = nn.LayerNorm(width)
+        self.ffn = nn.Sequential(nn.Linear(width, 4 * width), QuickGELU(), nn.Linear(4 * width, width))
+
+    def forward(self, prompts: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+        """prompts [n_ctx, D] or [B, n_ctx, D]; patches [B, P, D] -> instance-wise prompts [B, n_ctx, D]."""
+        if prompts.dim() == 2:
+            prompts = prompts.unsqueeze(0).expand(patches.shape[0], -1, -1)
+        q = self.norm_q(prompts).to(patches.dtype)
+        kv = self.norm_kv(patches)
+        x = self.attn(q, kv, kv, need_weights=False)[0] + q
+        x = self.norm_post(x)
+        return self.ffn(x) + x
+
+
+class QuickGELU(nn.Module):
+    """x·sigmoid(1.702·x), the activation of OpenAI's CLIP (and of the released InstaPG's feed-forward block)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
 class PromptedViT(nn.Module):
     """open_clip VisionTransformer + deep vision prompts (+ optional InstaPG). Only the prompts/InstaPG train.
 
@@ -61,9 +96,11 @@ class PromptedViT(nn.Module):
         n_ctx: prompt tokens per layer (paper: 8).
         depth: number of first layers that receive fresh prompts (paper: 9; 0 = plain encoder).
         init_std: prompts start as N(0, init_std^2) (IVLP/PromptSRC use 0.02).
-        instapg_layers: prompted layers (< depth) whose prompts go through InstaPG; empty = static prompts only.
+        instapg_layers: prompted layers whose prompts go through InstaPG (negative: counted from the last
+            prompted layer, -1 = depth - 1); empty = static prompts only.
         instapg_heads: attention heads of InstaPG (0 = as many as the encoder's blocks).
-        instapg_norm / instapg_residual: see :class:`InstaPG`.
+        instapg_norm / instapg_residual: see :class:`InstaPG` (``instapg_form="paper"``).
+        instapg_form: ``"paper"`` (:class:`InstaPG`) or ``"authors"`` (:class:`ReleasedInstaPG`).
         grad_checkpointing: recompute block activations in backward (memory for speed).
     """
 
@@ -78,6 +115,7 @@ class PromptedViT(nn.Module):
         instapg_norm: bool = True,
         instapg_residual: bool = True,
         grad_checkpointing: bool = False,
+        instapg_form: str = "paper",
     ) -> None:
         super().__init__()
         blocks = visual.transformer.resblocks
@@ -85,9 +123,13 @@ class PromptedViT(nn.Module):
             raise ValueError(f"prompt depth {depth} must be within 0..{len(blocks)} (the encoder's layers)")
         if depth and n_ctx < 1:
             raise ValueError("n_ctx must be >= 1 when prompt depth > 0")
-        bad = [i for i in instapg_layers if not 0 <= i < depth]
+        bad = [i for i in instapg_layers if not -depth <= i < depth]
         if bad:
-            raise ValueError(f"InstaPG layers {bad} are not prompted layers (0..{depth - 1}); lower them or raise depth")
+            raise ValueError(f"InstaPG layers {bad} are not prompted layers (0..{depth - 1}, or -{depth}..-1 from "
+                             "the last); change them or raise depth")
+        if instapg_form not in ("paper", "authors"):
+            raise ValueError(f"instapg_form must be paper or authors, not {instapg_form!r}")
+        instapg_layers = sorted({i % depth for i in instapg_layers}) if depth else []
         self.visual = visual
         for p in self.visual.parameters():
             p.requires_grad_(False)
@@ -96,7 +138,9 @@ class PromptedViT(nn.Module):
         self.prompts = nn.Parameter(torch.randn(depth, n_ctx, width) * init_std)
         heads = instapg_heads or _encoder_heads(blocks[0])
         self.instapg = nn.ModuleDict({
-            str(i): InstaPG(width, heads, norm=instapg_norm, residual=instapg_residual) for i in sorted(instapg_layers)
+            str(i): (ReleasedInstaPG(width, heads) if instapg_form == "authors"
+                     else InstaPG(width, heads, norm=instapg_norm, residual=instapg_residual))
+            for i in instapg_layers
         })
         self.visual.eval()
 

@@ -9,7 +9,8 @@
 
 Both are measured for the unlearned model and for the *original* one, the same method before training (prompts at
 their initialisation, i.e. nearly zero-shot CLIP), so every number has its reference. A method without gradient
-parameters (zero-shot, the gate, BBF's black-box context) has no relearning curve.
+parameters (zero-shot, the gate, BBF's black-box context) has no relearning curve. KVW, a training-free weight edit,
+relearns its per-unit gains of the MLP value vectors (the edit itself; 1 for the original, i.e. zero-shot CLIP).
 
 :func:`measure_run` does both for a finished run and writes ``recovery.json`` next to its ``run.json`` (atomically,
 with the run's identity and the code version); a second call returns the file.
@@ -42,9 +43,12 @@ def forgotten(data: TrainData, forget_idx: Sequence[int]) -> TrainData:
     keep = torch.isin(data.true_domains.cpu(), torch.tensor(list(forget_idx)))
     idx = torch.nonzero(keep).flatten()
     on = data.images.device
+    full = data.full_images
     return TrainData(images=data.images[idx.to(on)], labels=data.labels[idx.to(data.labels.device)],
                      domains=data.true_domains[idx.to(data.true_domains.device)],
-                     true_domains=data.true_domains[idx.to(data.true_domains.device)], mean=data.mean, std=data.std)
+                     true_domains=data.true_domains[idx.to(data.true_domains.device)], mean=data.mean, std=data.std,
+                     full_images=None if full is None else full[idx.to(full.device)],
+                     full_valid=None if data.full_valid is None else data.full_valid[idx])
 
 
 def probe_recovery(method, env, train: TrainData, test_images: torch.Tensor, test_labels: np.ndarray,
@@ -59,8 +63,10 @@ def probe_recovery(method, env, train: TrainData, test_images: torch.Tensor, tes
 
 
 def _relearns(method) -> bool:
-    """Whether relearning applies: a trained method with gradient parameters."""
-    return method.trains and not method.gradient_free and any(p.requires_grad for p in method.parameters())
+    """Whether relearning applies: a trained method with gradient parameters. A method fitted without gradients
+    relearns only when it says its state is relearnable (``relearnable``: KVW's gains, a weight edit)."""
+    relearnable = getattr(method, "relearnable", not method.gradient_free)
+    return method.trains and relearnable and any(p.requires_grad for p in method.parameters())
 
 
 def relearn_curve(method, env, cfg, train: TrainData, test_images: torch.Tensor, test_labels: np.ndarray,

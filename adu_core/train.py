@@ -28,9 +28,10 @@ from .config import RunConfig
 from .data import get_dataset
 from .data.tensor_cache import cached_images
 from .device import resolve_device
+from .full_image import decode_full, random_resized_crop_full
 from .methods import RunEnv, get_method
 from .methods.base import make_options
-from .pipeline import balanced_batches, normalize, random_resized_crop_flip
+from .pipeline import balanced_batches, normalize, random_batches, random_resized_crop_flip
 from .pseudo_labels import assign_domains
 from .results import SCHEMA, overrides_of, provenance, read_run, run_dir, write_json_atomic
 from .text import text_features
@@ -48,6 +49,8 @@ class TrainData:
     true_domains: torch.Tensor  # the real domain index (evaluation only)
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    full_images: torch.Tensor | None = None  # uint8 [N, 3, L, L] whole pictures (augment="full_image")
+    full_valid: torch.Tensor | None = None  # [N, 2] their heights and widths in the canvas
 
 
 def resolve_config(cfg: RunConfig) -> RunConfig:
@@ -72,14 +75,15 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
         ds = get_dataset(cfg.dataset, root=cfg.data_root)
     except KeyError as err:
         raise ConfigError(err.args[0]) from None
-    if cfg.batch_size < len(ds.domains):
+    if cfg.sampler == "balanced" and cfg.batch_size < len(ds.domains):
         raise ConfigError(f"batch_size={cfg.batch_size} is out of range: at least {len(ds.domains)} for "
                           f"{cfg.dataset} (domain-balanced batches hold every domain)")
     if cfg.warmup_epochs > cfg.epochs:
         raise ConfigError(f"warmup_epochs={cfg.warmup_epochs} is out of range: at most epochs ({cfg.epochs})")
-    if cfg.instapg_layers is not None and any(i >= cfg.prompt_depth for i in cfg.instapg_layers):
-        raise ConfigError(f"instapg_layers={list(cfg.instapg_layers)} is out of range: layer indices below "
-                          f"prompt_depth ({cfg.prompt_depth})")
+    if cfg.instapg_layers is not None and any(not -cfg.prompt_depth <= i < cfg.prompt_depth
+                                              for i in cfg.instapg_layers):
+        raise ConfigError(f"instapg_layers={list(cfg.instapg_layers)} is out of range: layer indices within "
+                          f"-{cfg.prompt_depth}..{cfg.prompt_depth - 1} (prompt_depth is {cfg.prompt_depth})")
     forget = tuple(ds.check_domains(cfg.forget))
     _note_aliases(cfg.forget, forget, cfg.dataset)
     if not forget:
@@ -239,10 +243,14 @@ def build_train_data(cfg: RunConfig, ds, env: RunEnv, progress: bool = True) -> 
     true_domains = torch.tensor([dom_index[s.domain] for s in train_samples], device=device)
     train_domains, pseudo_report = assign_domains(cfg, env.clip, env.tokenizer, train_imgs, true_domains, env.mean,
                                                   env.std, ds.domain_names, ds.classnames, device)
+    full = (None, None)
+    if cfg.augment == "full_image":  # the released code's crops are taken from the whole picture
+        full = decode_full(ds, train_samples, env.image_size)
     data = TrainData(
         images=_maybe_to(train_imgs, device),
         labels=torch.tensor([s.label for s in train_samples], device=device),
         domains=train_domains, true_domains=true_domains, mean=env.mean, std=env.std,
+        full_images=None if full[0] is None else _maybe_to(full[0], device), full_valid=full[1],
     )
     return data, train_samples, pseudo_report
 
@@ -266,7 +274,8 @@ def load_trained(run_dir: str | os.PathLike, device: str | None = None) -> tuple
 
 
 class Trainer:
-    """The shared gradient loop: SGD, warm-up + cosine per epoch, domain-balanced batches, device augmentation.
+    """The shared gradient loop: SGD, warm-up + cosine per epoch, domain-balanced (or random) batches, device
+    augmentation.
 
     Every random number of an epoch comes from generators seeded by (seed, epoch), so a run resumed from its
     epoch checkpoint finishes with exactly the metrics of an uninterrupted one.
@@ -324,11 +333,14 @@ class Trainer:
                 last_save = time.monotonic()
 
     def epoch_batches(self, epoch: int, device_gen: torch.Generator) -> list[torch.Tensor]:
-        """The epoch's domain-balanced batches of indices, already on the images' device (one copy per epoch), and
-        ``device_gen`` reseeded for the epoch's augmentation. Shared by :meth:`fit_gradient` and the multi-run
-        trainer (:mod:`adu_core.multirun`), so both draw exactly the same batches."""
+        """The epoch's batches of indices (domain-balanced, or from a random permutation: ``cfg.sampler``), already on
+        the images' device (one copy per epoch), and ``device_gen`` reseeded for the epoch's augmentation. Shared by
+        :meth:`fit_gradient` and the multi-run trainer (:mod:`adu_core.multirun`), so both draw the same batches."""
         device_gen.manual_seed(self.cfg.seed * 1_000_003 + epoch)
-        batches = balanced_batches(self.data.domains.cpu(), self.cfg.batch_size, self.epoch_generator(epoch))
+        if self.cfg.sampler == "random":
+            batches = random_batches(len(self.data.labels), self.cfg.batch_size, self.epoch_generator(epoch))
+        else:
+            batches = balanced_batches(self.data.domains.cpu(), self.cfg.batch_size, self.epoch_generator(epoch))
         return list(torch.stack(batches).to(self.data.images.device).unbind())
 
     def step(self, method, opt: torch.optim.Optimizer, idx: torch.Tensor, device_gen: torch.Generator,
@@ -351,8 +363,17 @@ class Trainer:
     def batch(self, idx: torch.Tensor, device_gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Images (normalised, augmented on the device), labels and domains of one batch of indices."""
         data = self.data
-        images = normalize(data.images[idx].to(self.env.device, non_blocking=True), data.mean, data.std)
-        images = random_resized_crop_flip(images, device_gen, self.cfg.crop_scale)
+        if self.cfg.augment == "full_image":
+            if data.full_images is None:
+                raise ConfigError("augment=full_image needs the whole training pictures (build_train_data decodes "
+                                  "them for this setting); rebuild the training data with it")
+            canvas = data.full_images[idx].to(self.env.device, non_blocking=True).float() / 255.0
+            crops = random_resized_crop_full(canvas, data.full_valid[idx.cpu()], device_gen,
+                                             data.images.shape[-1], self.cfg.crop_scale)
+            images = normalize(crops, data.mean, data.std)
+        else:
+            images = normalize(data.images[idx].to(self.env.device, non_blocking=True), data.mean, data.std)
+            images = random_resized_crop_flip(images, device_gen, self.cfg.crop_scale)
         return images, data.labels[idx], data.domains[idx]
 
     def _save(self, method, opt, epochs_done: int) -> None:

@@ -117,7 +117,7 @@ def build_run(name: str, pretrained: str | None, tmp_path: Path, seed: int = 1, 
     values = {"images": cached_images(ds, samples, size, progress=False),
               "labels": torch.tensor([s.label for s in samples]), "domains": domains, "true_domains": domains,
               "mean": CLIP_MEAN, "std": CLIP_STD}
-    data = TrainData(**{f.name: values[f.name] for f in dataclasses.fields(TrainData)})
+    data = TrainData(**{f.name: values[f.name] for f in dataclasses.fields(TrainData) if f.name in values})
     env = RunEnv(cfg=cfg, clip=clip, tokenizer=tokenizer, classnames=tuple(ds.classnames),
                  text_features=text_features(clip, tokenizer, ds.classnames, cfg.templates),
                  domains=tuple(ds.domains), forget_idx=(ds.domains.index("sketch"),), device=torch.device("cpu"),

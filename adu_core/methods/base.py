@@ -45,7 +45,7 @@ class RunEnv:
 class Outputs:
     logits: torch.Tensor  # [B, C] class logits
     features: torch.Tensor  # [B, E] L2-normalised image features
-    domain_logits: torch.Tensor | None = None  # [B, |D|] when the method has a domain classifier
+    domain_logits: torch.Tensor | None = None  # [B, |D|] (|D|·|C| for the released code's) with a domain classifier
     ddl_features: torch.Tensor | None = None  # what DDL's MMD reads when it is not ``features`` (ddl_feature)
 
 
@@ -101,8 +101,13 @@ class Method(nn.Module):
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
     # helpers shared by CLIP-style methods
+    def class_text(self) -> torch.Tensor:
+        """[C, E] L2-normalised class text features the logits read (the frozen templates' unless a method learns
+        its own)."""
+        return self.env.text_features
+
     def class_logits(self, features: torch.Tensor) -> torch.Tensor:
-        return self.env.logit_scale * features @ self.env.text_features.to(features.dtype).T
+        return self.env.logit_scale * features @ self.class_text().to(features.dtype).T
 
     def unlearning_loss(self, logits: torch.Tensor, labels: torch.Tensor,
                         domains: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -113,7 +118,8 @@ class Method(nn.Module):
         forget_idx = torch.tensor(self.env.forget_idx, device=domains.device)
         forget = (domains[:, None] == forget_idx).any(dim=1)
         mem = memorize_loss(logits, labels, mask=~forget)
-        fgt = forget_loss(logits, mask=forget)
+        kind = self.cfg.forget_loss
+        fgt = mem * 0.0 if kind == "none" else forget_loss(logits, mask=forget, kind=kind)
         return {"loss": mem + fgt, "memorize": mem.detach(), "forget": fgt.detach()}
 
 
