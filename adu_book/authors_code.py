@@ -342,11 +342,13 @@ DIFFERENCES: tuple[Difference, ...] = (
         history="3c0422f (2024-07-07) tested on train + val (overlapping the pool); 7a663d7 (2024-07-09) switched to "
                 "val/; unchanged since. The count is in outputs/.../log.txt committed in 1b2580d (2025-04-18) and "
                 "deleted in e2a3ae4 (2025-04-19): 1,656 val and 1,656 test images.",
-        ours="The original Office-Home release with the project's held-out split (adu-split-v1, 20 % per (domain, "
-             "class) by hash): 3,123 test images, 12,465 in the pool.",
-        recipes=_BOTH_OURS,
+        ours="With Dassl's office_home_dg copy, the authors' protocol (pool = train/, test = val/; recorded as "
+             "'authors-50a43db' in run.json). With the original Office-Home release, the project's own held-out "
+             "split (adu-split-v1, 20 % per (domain, class) by hash; 3,123 test images, 12,465 in the pool), marked "
+             "as not the authors'.",
+        recipes="both recipes: the layout of the copy decides (a dataset protocol, not a RunConfig switch)",
         switch=None,
-        note="Dataset protocol: the authors' office_home_dg split is a separate dataset entry, not a switch.",
+        note="Dataset protocol: the copy's layout chooses it (adu data verify office_home names the layout).",
     ),
     Difference(
         key="fewshot_sampling",
@@ -392,8 +394,10 @@ DIFFERENCES: tuple[Difference, ...] = (
                    "d95d879:datasets/imagenet.py::ImageNet.__init__"),
         history="ImageNetDF added in ba36c87 (2025-01-16); the stratified Sketch split in 0bc985b (2025-01-16); "
                 "paths fixed in 6457b18 (2025-04-27, 'made ImageNet available'); all deleted in b8f1572 (2025-10-16).",
-        ours="ImageNet train -> val; ImageNet-Sketch by adu-split-v1 with a 50 % test fraction per class (about 25 "
-             "test images per class); class names from open_clip's ImageNet list.",
+        ours="ImageNet train -> val; ImageNet-Sketch by the project's hash rule with a 20 % test fraction per class "
+             "(the authors' proportion and stratification, other images: their split ran over files in the order "
+             "their file system listed them, which no sorted list redraws); class names from open_clip's ImageNet "
+             "list.",
         recipes=_BOTH_OURS,
         switch=None,
         note="Dataset protocol (development history only), not a switch.",

@@ -25,7 +25,8 @@ from .paper import analogous_domain, load_paper_numbers, paper_reference
 from .plans import TIER_SEEDS, parse_list
 from .runs import TIER_RUN_BUDGET
 
-__all__ = ["CHOICE_MODULES", "PAPER_PROTOCOL", "choice_docs", "rst_to_markdown", "inconsistencies", "method_options_table",
+__all__ = ["CHOICE_MODULES", "PAPER_PROTOCOL", "choice_docs", "rst_to_markdown", "inconsistencies", "kvw_defaults",
+           "method_options_table",
            "protocol_facts", "protocol_table", "reference_note", "tier_presets"]
 
 # What the paper states for each RunConfig field (with its source tag from PAPER.md); fields not listed: not stated.
@@ -53,7 +54,8 @@ PAPER_PROTOCOL: dict[str, str] = {
 CHOICE_MODULES = ("adu_core.data.splits", "adu_core.data.pacs", "adu_core.data.office_home",
                   "adu_core.data.domainnet", "adu_core.data.imagenet", "adu_core.metrics", "adu_core.evaluate",
                   "adu_core.methods.prompt", "adu_core.methods.zeroshot", "adu_core.methods.lpp",
-                  "adu_core.methods.clipfit", "adu_core.methods.bbf", "adu_core.methods.gate", "adu_core.recovery")
+                  "adu_core.methods.clipfit", "adu_core.methods.bbf", "adu_core.methods.gate", "adu_core.methods.kvw",
+                  "adu_core.recovery")
 
 
 def rst_to_markdown(doc: str) -> str:
@@ -126,6 +128,7 @@ def protocol_table(paper_dataset: str = "office_home", testbed_dataset: str = "p
     field's doc line."""
     paper_cfg = make_config(paper_dataset, "paper").to_dict()
     testbed_cfg = make_config(testbed_dataset, tier).to_dict()
+    authors_cfg = make_config(paper_dataset, "paper", recipe="authors_code").to_dict()
     root = str(project_root())
     rows = []
     for name, doc in field_docs().items():
@@ -138,10 +141,38 @@ def protocol_table(paper_dataset: str = "office_home", testbed_dataset: str = "p
             "paper tier (default)": _cell(p),
             f"{tier} tier": t_text,
             f"{tier} differs": "" if identity or p == t else "yes",
+            "authors' code (paper tier)": _cell(authors_cfg[name]) if authors_cfg[name] != p else "",
             "our choice [G]": "yes" if "[G" in doc else "",
             "doc": doc,
         })
     return pd.DataFrame(rows)
+
+
+def kvw_defaults(path: str | os.PathLike | None = None, top: int = 8) -> tuple[pd.DataFrame, dict[str, str]]:
+    """How KVW's defaults were chosen (``models/testbed/kvw_defaults.json``, written by
+    ``data_scripts/choose_kvw_defaults.py``): the ``top`` grid points by validation H, the chosen one first, and the
+    glued facts (grid size, rule, data, the chosen point's validation numbers against zero-shot's)."""
+    from pathlib import Path
+
+    file = project_root() / "models" / "testbed" / "kvw_defaults.json" if path is None else Path(path)
+    record = json.loads(file.read_text())
+    rows = []
+    for point in record["points"]:
+        rows.append({**point["options"], "validation H": point["val"]["h"], "Mem": point["val"]["mem"],
+                     "For": point["val"]["for"]})
+    frame = pd.DataFrame(rows).sort_values("validation H", ascending=False, kind="stable").head(top)
+    frame.insert(0, "rank", range(1, len(frame) + 1))
+    zero = [v["zero_shot_val"]["h"] for v in record["per_forget"].values()]
+    data = record["data"]
+    facts = {"kvw_grid_points": str(len(record["points"])), "kvw_rule": record["rule"],
+             "kvw_val_data": (f"{data['dataset']} seed {data['seed']}'s few-shot pool, split {data['n_fit']} to fit and "
+                              f"{data['n_val']} to validate (stratified by {' and '.join(data['stratified_by'])}; "
+                              f"the test set unused)"),
+             "kvw_chosen": ", ".join(f"{k}={v}" for k, v in record["chosen"].items()),
+             "kvw_chosen_val": (f"validation H {record['chosen_val']['h']:.1f} (Mem {record['chosen_val']['mem']:.1f}, "
+                                f"For {record['chosen_val']['for']:.1f}) against zero-shot CLIP's "
+                                f"{sum(zero) / len(zero):.1f} on the same images")}
+    return frame.round(2).set_index("rank"), facts
 
 
 def protocol_facts(table: pd.DataFrame, tier: str) -> dict[str, str]:

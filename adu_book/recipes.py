@@ -144,14 +144,15 @@ def switch_effects(runs: pd.DataFrame, switches: Sequence[Switch] = SWITCHES) ->
 
     for s in switches:
         # the precision the switch's runs ran at; the reference runs at the same one
-        ran = set(precision.loc[of(s.key, "adu").index])
-        at = ran.pop() if len(ran) == 1 else None
+        ran = precision.loc[of(s.key, "adu").index]
+        at = ran.mode().iloc[0] if len(ran) else "unrecorded"  # a switch's runs share one precision (mode: safety)
         ref_adu, ref_base = of("none", "adu", at), of("none", "baseline", at)
         base_s = of(s.key, "baseline", at) if s.changes_baseline else ref_base
         gap = pd.concat([_gap(runs, ref_adu, ref_base).assign(variant="paper"),
                          _gap(runs, of(s.key, "adu", at), base_s).assign(variant=s.key)])
         adu = pd.concat([ref_adu.assign(variant="paper"), of(s.key, "adu", at).assign(variant=s.key)])
-        row: dict[str, Any] = {"switch": s.key, "label": s.label, "precision": at or "mixed",
+        row: dict[str, Any] = {"switch": s.key, "label": s.label,
+                               "precision": at if ran.nunique() <= 1 else "mixed",
                                "gap_h": paired(gap, s.key, "paper", "gap").get("all")}
         for metric in ("mem", "for", "h"):
             row[f"adu_{metric}"] = paired(adu, s.key, "paper", metric).get("all")
@@ -285,21 +286,15 @@ def plot_switch_effects(effects: pd.DataFrame):
     return forest(pd.concat([gap, mem], ignore_index=True), "points, switch on − paper's recipe")
 
 
-def table3_table(table3: pd.DataFrame, table1: pd.DataFrame) -> pd.DataFrame:
-    """Table 3's rows under the authors' code (the full row is Table 1's authors'-code ADU, on the same forget
-    sets), mean ± std and n, with each row − the full recipe, paired."""
-    from .effects import effect_text
+def table3_table(table3: pd.DataFrame) -> pd.DataFrame:
+    """Table 3's rows under the authors' code (its full row, CE + MMD, is Table 1's authors'-code ADU on the same
+    forget sets and seeds): mean ± std and n, and each row − the full recipe in H, paired."""
     from .tables import ours_table
 
-    full_label = next(v.label for v in table3_variants("authors_code") if v.key == "adu/authors_code")
-    sets = set(table3.get("forget", []))
-    full = table1[(table1.get("recipe") == "authors_code") & (table1.get("method_key") == "adu")] \
-        if len(table1) else table1
-    full = full[full["forget"].isin(sets)].assign(variant=full_label) if len(full) else full
-    runs = pd.concat([table3, full], ignore_index=True) if len(full) else table3
-    table = ours_table(runs, ["variant"], key_names={"variant": "row (authors' code)"})
-    deltas = {row: effect_text(paired(runs, row, full_label, "h").get("all")) for row in table.index}
-    table["Δ H against CE + MMD"] = [("–" if row == full_label else deltas[row]) for row in table.index]
+    full = next(v.label for v in table3_variants("authors_code") if v.key == "adu/authors_code")
+    table = ours_table(table3, ["variant"], key_names={"variant": "row (authors' code)"})
+    table["Δ H against CE + MMD"] = ["–" if row == full else _text(paired(table3, row, full, "h").get("all"))
+                                      for row in table.index]
     return table
 
 
@@ -320,6 +315,7 @@ def page_facts(runs: Mapping[str, pd.DataFrame], effects: pd.DataFrame) -> dict[
         for metric in ("mem", "for"):
             facts[f"ac_{metric}_{short}"] = (f"{adu[metric].mean():.2f} % (n = {len(adu)} runs)" if len(adu)
                                              else "not measured yet")
+    facts["ac_precision"] = precision_effect(runs["switches"])
     facts["ac_top_gap"] = _top(effects, "gap_h", "ADU − Baseline in H")
     facts["ac_top_mem"] = _top(effects, "adu_mem", "ADU's Mem")
     return facts
@@ -348,3 +344,45 @@ def _top(effects: pd.DataFrame, column: str, what: str) -> str:
     else:
         text += f"; none of the {len(measured)} switches changes it measurably"
     return text
+
+
+def table1_by_recipe(table1: pd.DataFrame, authors: pd.DataFrame) -> pd.DataFrame:
+    """Table 1's ADU and Baseline runs (the paper's recipe) and those under the authors' code, labelled ``recipe``
+    and ``method_key`` for :func:`plot_recipe_effects` and :func:`gap_sentences`."""
+    parts = []
+    if len(table1):
+        paper = table1[table1["method"].isin(["baseline", "adu"])]
+        parts.append(paper.assign(recipe="paper", method_key=paper["method"]))
+    if len(authors):
+        parts.append(authors.assign(recipe="authors_code", method_key=authors["method"]))
+    return pd.concat(parts, ignore_index=True) if parts else table1.iloc[0:0]
+
+
+def gap_sentences(runs: pd.DataFrame) -> dict[str, str]:
+    """Per recipe, ADU − Baseline in H as one sentence naming both sides, the unit and the recipe."""
+    from .facts import compare
+
+    out = {}
+    for recipe, short in (("paper", "paper"), ("authors_code", "authors")):
+        part = runs[runs["recipe"] == recipe] if len(runs) else runs
+        e = paired(part.assign(variant=part["method_key"]), "adu", "baseline", "h").get("all") if len(part) else None
+        out[f"main_gap_{short}"] = compare(e, f"ADU's H ({RECIPE_NAMES[recipe]})", "the Baseline's",
+                                           unit="H points")
+    return out
+
+
+def precision_effect(switch_runs: pd.DataFrame) -> str:
+    """The paper recipe's reference run twice, at the precision Table 1 ran in and at the one the switches ran in
+    (``switch="none"``): how much the precision alone moves ADU's and the Baseline's H, paired."""
+    from .facts import compare
+
+    ref = switch_runs[switch_runs["switch"] == "none"] if len(switch_runs) else switch_runs
+    if ref.empty or "precision" not in ref or ref["precision"].nunique() < 2:
+        return "not measured (the reference ran at one precision only)"
+    lo, hi = sorted(ref["precision"].dropna().unique())[:2]
+    parts = []
+    for m in ("adu", "baseline"):
+        part = ref[ref["method_key"] == m]
+        e = paired(part.assign(variant=part["precision"]), lo, hi, "h").get("all")
+        parts.append(compare(e, f"{METHOD_NAMES[m]}'s H in {lo}", f"in {hi}", unit="H points"))
+    return "; ".join(parts)

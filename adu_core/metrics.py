@@ -84,6 +84,19 @@ def _t_interval(mean: float, se: float, df: int, level: float) -> tuple[float, f
     return mean - half, mean + half
 
 
+def _by_stratum(a: Sequence[float], b: Sequence[float], strata: Sequence[object],
+                who: str) -> tuple[np.ndarray, dict[object, list[float]]]:
+    """The differences a − b and, per stratum (in first-seen order), its differences."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    keys = list(strata)
+    if d.ndim != 1 or len(a) != len(b) or len(keys) != len(d):
+        raise ValueError(f"{who} needs a, b and strata of equal length")
+    groups: dict[object, list[float]] = {}
+    for k, v in zip(keys, d.tolist(), strict=True):
+        groups.setdefault(k, []).append(v)
+    return d, groups
+
+
 def stratified_difference(a: Sequence[float], b: Sequence[float], strata: Sequence[object],
                           level: float = 0.95) -> dict[str, float]:
     """Paired differences a_i − b_i grouped in fixed strata (forget sets), replicated within them (seeds).
@@ -94,13 +107,7 @@ def stratified_difference(a: Sequence[float], b: Sequence[float], strata: Sequen
     freedom; so the interval answers "would it hold with other seeds on these forget sets", not "on other forget
     sets" (:func:`over_strata_difference`). Undefined (NaN bounds, ``df`` 0) when no stratum has two replicates.
     """
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    keys = list(strata)
-    if d.ndim != 1 or len(a) != len(b) or len(keys) != len(d):
-        raise ValueError("stratified_difference needs a, b and strata of equal length")
-    groups: dict[object, list[float]] = {}
-    for k, v in zip(keys, d.tolist(), strict=True):
-        groups.setdefault(k, []).append(v)
+    d, groups = _by_stratum(a, b, strata, "stratified_difference")
     n_strata = len(groups)
     means = np.array([np.mean(v) for v in groups.values()]) if groups else np.array([])
     mean = float(means.mean()) if n_strata else math.nan
@@ -121,13 +128,7 @@ def over_strata_difference(a: Sequence[float], b: Sequence[float], strata: Seque
     """Paired differences averaged within each stratum (the seed mean per forget set), then a Student-t interval
     over the strata (S − 1 degrees of freedom): "would it hold for another forget set". ``n`` is the number of
     strata; ``n_pairs`` the differences behind them."""
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    keys = list(strata)
-    if d.ndim != 1 or len(a) != len(b) or len(keys) != len(d):
-        raise ValueError("over_strata_difference needs a, b and strata of equal length")
-    groups: dict[object, list[float]] = {}
-    for k, v in zip(keys, d.tolist(), strict=True):
-        groups.setdefault(k, []).append(v)
+    d, groups = _by_stratum(a, b, strata, "over_strata_difference")
     means = [float(np.mean(v)) for v in groups.values()]
     out = paired_difference(means, [0.0] * len(means), level)
     return {**out, "n_strata": len(means), "df": max(len(means) - 1, 0), "n_pairs": int(d.size)}

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from adu_book import authors_code as ac
-from adu_core.config import RULES, field_names
+from adu_core.config import RECIPES, RULES, field_names
 
 MIRROR = Path(os.environ.get("ADU_AUTHORS_MIRROR",
                              Path(__file__).resolve().parents[2] / ".mirror" / "ali-ahmed925+ADU_new" / "repo"))
@@ -75,15 +75,9 @@ def test_switch_values_are_in_range_where_the_config_has_a_rule():
 
 
 def test_authors_switches_merge():
-    assert ac.authors_switches() == {
-        "text_ctx": "@n_ctx",
-        "instapg_form": "authors", "instapg_layers": (-1,),
-        "forget_loss": "neg_entropy",
-        "lam": 0.5, "mmd_on": "domain_logits", "mmd_median": "pair", "mmd_bandwidths": (2.0,),
-        "domain_head": "domains_x_classes",
-        "batch_size": 128, "sampler": "random",
-        "augment": "full_image",
-    }
+    switches = ac.authors_switches()
+    assert switches == RECIPES["authors_code"]  # the config's preset is exactly the switched differences
+    assert (switches["lam"], switches["batch_size"], switches["forget_loss"]) == (0.5, 128, "neg_entropy")
     assert ac.authors_switches() is not ac.authors_switches()  # a fresh dict: callers may change it
 
 
