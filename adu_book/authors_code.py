@@ -10,7 +10,7 @@ The release runs on Dassl.pytorch, which is not in the repository. Where a behav
 in KaiyangZhou/Dassl.pytorch at master (commit ``c61a1b5``, 2022-10-06), the repository the release's README tells
 users to clone.
 
-Each difference names the paper's words (with PAPER.md's source tags), the code's value and file, the history, what
+Each difference names the paper's words (with the source tags of our notes on the paper), the code's value and file, the history, what
 the project's paper-text recipe does (``ours``) and the config switch that makes the ``authors_code`` recipe follow
 the code (``switch``; ``None`` with a ``note`` where it is not switched). :func:`authors_switches` merges the
 switches: the ``authors_code`` preset of :mod:`adu_core.config` must equal it. Everything here was checked against the
@@ -52,7 +52,7 @@ class Difference:
     key: str  # identifier, unique
     topic: str  # a short title
     kind: str  # one of KINDS
-    paper: str  # the paper's words, quoted or closely paraphrased, with PAPER.md's source tag
+    paper: str  # the paper's words, quoted or closely paraphrased, with the source tag of our notes on the paper
     code: str  # what the release does
     code_file: tuple[str, ...]  # where, at 50a43db (or at an earlier commit for history-only entries)
     history: str  # what changed before the release ("unchanged since <commit> (<date>)" when so)
@@ -207,7 +207,7 @@ DIFFERENCES: tuple[Difference, ...] = (
         key="mmd_kernel",
         topic="MMD kernel and bandwidth",
         kind="recipe switch",
-        paper="The kernel phi is not given in the main text [PP]; the appendix compares kernels (PAPER.md §3).",
+        paper="The kernel phi is not given in the main text [PP]; the appendix compares kernels.",
         code="For each pair of domains in the batch: one Gaussian exp(-||x - y||^2 / (2 sigma^2)) with sigma = the "
              "median Euclidean distance between the two domains' samples (cross pairs only, torch's lower median, "
              "no gradient), recomputed per pair; biased estimate (self-pairs kept); a pair is skipped when either "
@@ -251,7 +251,7 @@ DIFFERENCES: tuple[Difference, ...] = (
         key="batch",
         topic="Batch size and sampler",
         kind="recipe switch",
-        paper="Not stated: [PN] gives SGD, lr 0.0025 and 50 epochs only (PAPER.md §4).",
+        paper="Not stated: [PN] gives SGD, lr 0.0025 and 50 epochs only.",
         code="Batches of 128 drawn by a random permutation each epoch, not domain-balanced, with the last partial "
              "batch dropped whenever the pool holds at least 128 images: floor(N/128) steps per epoch, i.e. 16 on "
              "Office-Home's 2,080-image pool (32 images unused each epoch), 31 on Mini DomainNet's 4,032, 1 on the "
@@ -272,7 +272,7 @@ DIFFERENCES: tuple[Difference, ...] = (
         key="augment",
         topic="Training augmentation",
         kind="recipe switch",
-        paper="Not stated (PAPER.md §4).",
+        paper="Not stated.",
         code="Random-resized crop of the whole decoded image to 224x224 (area fraction 0.08-1, aspect ratio 3/4-4/3, "
              "bicubic resampling), horizontal flip with probability 0.5, CLIP mean/std.",
         code_file=("configs/trainers/vit_b16_ep50.yaml::INPUT", "engine/dataset_manager.py::DataManager.__init__"),
@@ -333,7 +333,7 @@ DIFFERENCES: tuple[Difference, ...] = (
         key="office_home_protocol",
         topic="Office-Home: pool and test set",
         kind="dataset protocol",
-        paper="Office-Home, 4 domains, 65 classes [PP, KB]; the split is not stated (PAPER.md §1).",
+        paper="Office-Home, 4 domains, 65 classes [PP, KB]; the split is not stated.",
         code="Dassl's office_home_dg archive, {art, clipart, product, real_world}/{train, val}/<class>/: the "
              "few-shot pool is drawn from train/, the test set is val/ of the four domains (1,656 images in the "
              "authors' log; the validation loader is the same set); only *.jpg files are read. Pool and test are "
@@ -354,7 +354,7 @@ DIFFERENCES: tuple[Difference, ...] = (
         key="fewshot_sampling",
         topic="Drawing the 8 shots",
         kind="dataset protocol",
-        paper='"Only 8 labeled samples per domain are used" [PN], read as 8 per class per domain (PAPER.md §1); '
+        paper='"Only 8 labeled samples per domain are used" [PN], read as 8 per class per domain; '
               "3 seeds averaged [I6].",
         code="Per (class, domain) cell, in the order the items were read: random.sample of 8 after "
              "random.seed(seed), where seed is the run's seed (1, 2, 3), so each seed draws its own subset; a cell "
@@ -406,7 +406,7 @@ DIFFERENCES: tuple[Difference, ...] = (
         key="pacs_protocol",
         topic="PACS in the development history (the testbed's dataset)",
         kind="dataset protocol",
-        paper="PACS is in none of the paper's tables (PAPER.md §1: the 4th dataset is unknown).",
+        paper="Not stated: PACS is in none of the paper's tables, and the paper does not name a fourth dataset.",
         code="Not in the release. In the history: pool from the official *_train_kfold lists, test on "
              "*_test_kfold, which list every image of a domain (art_painting: 2,048 = 1,840 train + 208 crossval), "
              "so the test set contained the pool.",

@@ -156,7 +156,8 @@ def interval_words(e: Mapping[str, Any] | None, digits: int = 2) -> str:
         return f"n = {part.get('n', 0)}: no interval"
     ci = f"95 % CI {signed(part['lo'], digits)} to {signed(part['hi'], digits)}"
     if basis == "stratified":
-        return f"{ci} over seeds, n = {part['n']} in {part.get('n_strata', e.get('n_sets', '?'))} forget sets"
+        sets = part.get("n_strata", e.get("n_sets", "?"))
+        return f"{ci} over seeds, n = {part['n']} in {sets} forget set{'' if sets == 1 else 's'}"
     if basis == "forget sets":
         return f"{ci} over forget sets, n = {part['n']}"
     return f"{ci}, n = {part['n']}"

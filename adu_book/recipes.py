@@ -27,7 +27,7 @@ from .effects import paired
 from .names import METHOD_NAMES
 from .plans import TABLE3_VARIANTS, PlannedRun, Variant, parse_ints, parse_list
 
-__all__ = ["RECIPE_NAMES", "SWITCHES", "Switch", "page_plan", "recipe_effects", "recipe_plan", "recipe_variants",
+__all__ = ["RECIPE_NAMES", "SWITCHES", "Switch", "matched_cells", "page_plan", "recipe_effects", "recipe_plan", "recipe_variants",
            "select_switches", "switch_effects", "switch_plan", "table3_variants"]
 
 RECIPE_NAMES = {"paper": "paper's text", "authors_code": "authors' code"}
@@ -298,23 +298,51 @@ def table3_table(table3: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def matched_cells(t1: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the (forget set, seed) cells where every recipe has both ADU and the Baseline: the recipes
+    compared on the same cells, not the paper's full grid against the authors' partial one."""
+    if t1 is None or t1.empty:
+        return t1
+    cell = t1["forget"].astype(str) + "|" + t1["seed"].astype(str)
+    groups = [set(cell[(t1["recipe"] == r) & (t1["method_key"] == m)])
+              for r in t1["recipe"].unique() for m in ("adu", "baseline")]
+    common = set.intersection(*groups) if groups else set()
+    return t1[cell.isin(common)]
+
+
 def page_facts(runs: Mapping[str, pd.DataFrame], effects: pd.DataFrame) -> dict[str, str]:
-    """The glued phrases of the page's conclusion."""
-    from .effects import effect_verdict
+    """The glued phrases of the page's conclusion: ADU − Baseline under each recipe (the paper's on its whole grid,
+    and both on the cells the two share), ADU's Mem and For under each and their change between recipes, paired."""
+    from .facts import compare
 
     facts: dict[str, str] = {}
     t1 = runs["table1"]
-    for recipe, short in (("paper", "paper"), ("authors_code", "authors")):
-        part = t1[t1["recipe"] == recipe] if len(t1) else t1
-        part = part.assign(variant=part["method_key"]) if len(part) else part
-        gap = paired(part, "adu", "baseline", "h").get("all")
-        facts[f"ac_gap_{short}"] = effect_verdict(gap, "higher for ADU than for the Baseline",
-                                                  "lower for ADU than for the Baseline",
-                                                  "no measurable difference between ADU and the Baseline")
-        adu = part[part["method_key"] == "adu"] if len(part) else part
-        for metric in ("mem", "for"):
-            facts[f"ac_{metric}_{short}"] = (f"{adu[metric].mean():.2f} % (n = {len(adu)} runs)" if len(adu)
-                                             else "not measured yet")
+    both = matched_cells(t1)
+    sizes = sorted({len(f.split(",")) if isinstance(f, str) else len(f) for f in both["forget"]}) if len(both) else []
+    n_sets = both["forget"].nunique() if len(both) else 0
+    facts["ac_matched"] = (f"{n_sets} forget set{'s' if n_sets != 1 else ''} (|D_forget| = "
+                           f"{', '.join(map(str, sizes))}) × "
+                           f"seeds {', '.join(str(s) for s in sorted(both['seed'].unique()))}" if len(both)
+                           else "no cell has runs under both recipes yet")
+    for name, frame in (("", both), ("_all", t1)):
+        for recipe, short in (("paper", "paper"), ("authors_code", "authors")):
+            if name and recipe != "paper":
+                continue
+            part = frame[frame["recipe"] == recipe] if len(frame) else frame
+            part = part.assign(variant=part["method_key"]) if len(part) else part
+            gap = paired(part, "adu", "baseline", "h").get("all")
+            facts[f"ac_gap_{short}{name}"] = compare(gap, "ADU's H", "the Baseline's", unit="H points")
+            if name:
+                continue
+            adu = part[part["method_key"] == "adu"] if len(part) else part
+            for metric in ("mem", "for"):
+                facts[f"ac_{metric}_{short}"] = (f"{adu[metric].mean():.2f} % (n = {len(adu)} runs)" if len(adu)
+                                                 else "not measured yet")
+    adu = both[both["method_key"] == "adu"] if len(both) else both
+    for metric, label in (("mem", "Mem"), ("for", "For")):
+        e = paired(adu, "authors_code", "paper", metric, key="recipe").get("all") if len(adu) else None
+        facts[f"ac_{metric}_change"] = compare(e, f"ADU's {label} under the authors' code",
+                                               "under the paper's text", unit="points")
     facts["ac_precision"] = precision_effect(runs["switches"])
     facts["ac_top_gap"] = _top(effects, "gap_h", "ADU − Baseline in H")
     facts["ac_top_mem"] = _top(effects, "adu_mem", "ADU's Mem")
@@ -338,7 +366,7 @@ def _top(effects: pd.DataFrame, column: str, what: str) -> str:
         text += " — no measurable difference"
     others = [lbl for lbl in clear if lbl != label]
     if clear:
-        text += f"; {len(clear)} of {len(measured)} switches change it measurably"
+        text += f"; {len(clear)} of {len(measured)} switches change{'s' if len(clear) == 1 else ''} it measurably"
         if others:
             text += f" (also: {', '.join(others)})"
     else:

@@ -18,7 +18,8 @@ import pandas as pd
 from .facts import signed
 from .names import METRIC_NAMES
 
-__all__ = ["display_table", "ours_table", "per_forget_set", "styled", "summary_table", "with_run_metrics"]
+__all__ = ["display_table", "number_text", "ours_table", "per_forget_set", "styled", "summary_table",
+           "with_run_metrics"]
 
 
 def summary_table(runs: pd.DataFrame, paper: pd.DataFrame, keys: Sequence[str],
@@ -159,11 +160,25 @@ def with_run_metrics(runs: pd.DataFrame, wanted: Mapping[str, Sequence[str]]) ->
     return out
 
 
+def number_text(value: Any) -> str:
+    """A table cell as a reader sees it: floats with two decimals (Styler's default prints six, a raw dump), tiny
+    ones in short scientific form (1e-05), large ones with thousands separators; anything else as it is."""
+    if isinstance(value, (float, np.floating)) and math.isfinite(value):
+        if value != 0 and abs(value) < 0.005:
+            return f"{value:.2g}"
+        return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:.2f}"
+    return str(value)
+
+
 def styled(df: pd.DataFrame, font_size: str = "0.8em", min_widths: Mapping[str, str] | None = None) -> Any:
     """A wide table in a smaller font, so that it fits the book's text column (a pandas Styler); ``min_widths``
     keeps long text columns readable (e.g. ``{"doc": "18em"}``)."""
     props = [("font-size", font_size), ("padding", "2px 6px"), ("vertical-align", "top")]
-    sty = df.style.set_table_styles([{"selector": "th, td", "props": props}])
+    sty = df.style.set_table_styles([{"selector": "th, td", "props": props}]).format(number_text, na_rep="–")
+    counts = [c for c in df.columns if pd.api.types.is_float_dtype(df[c]) and len(df[c].dropna())
+              and (df[c].dropna() % 1 == 0).all()]  # whole numbers a NaN turned to floats (n, images): no decimals
+    if counts:
+        sty = sty.format("{:,.0f}", subset=counts, na_rep="–")
     for column, width in (min_widths or {}).items():
         if column in df.columns:
             sty = sty.set_properties(subset=[column], **{"min-width": width})

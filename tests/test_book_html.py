@@ -9,7 +9,7 @@ What a reader sees, on every page (so new pages are covered without naming them)
   two texts overlapping, no text cut by the image or its panel, no text under another panel;
 * **comparisons that say against what**: every glued phrase (``_build/jupyter_execute/**/*.glue.json``) passes
   :func:`adu_book.facts.comparison_problems` (a comparator, what is compared, a unit);
-* glued numbers are not bold, no bold holds a decimal number, no link has a dash in its address, no fenced block is
+* no table cell prints a raw float (``69.960000``); glued numbers are not bold, no bold holds a decimal number, no link has a dash in its address, no fenced block is
   highlighted as Python unless it is code, no page shows an exception name or a home folder;
 * the claims ledger and the main results page open with their forest plot, before any table.
 
@@ -265,6 +265,8 @@ def test_pages_speak_to_readers(browser, page):
     text = re.sub(r"<[^>]+>", " ", html)
     for internal in ("DataError", "/root/", "/home/", "top10"):
         assert internal not in text, f"{page}: shows {internal!r}"
+    raw = re.findall(r"<td[^>]*>\s*(-?\d+\.\d{5,})\s*</td>", html)  # a float as pandas dumps it: 69.960000
+    assert not raw, f"{page}: table cells print raw floats {raw[:3]} (show them through adu_book.tables.styled)"
     if not (REPO / "PAPER.md").exists():
         assert "PAPER.md" not in text, f"{page}: cites PAPER.md, which the repository does not have"
 

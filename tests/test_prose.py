@@ -272,3 +272,15 @@ def test_a_figure_that_cannot_be_drawn_says_what_is_missing_not_the_exception():
     assert "dataset is not here" in text and "/root" not in text and "Error" not in text
     assert "weights" in missing_text(BackboneError("no file /home/x/w.pt")) and "/home" not in missing_text(
         BackboneError("no file /home/x/w.pt"))
+
+
+def test_tables_show_numbers_as_a_reader_reads_them():
+    import numpy as np
+
+    from adu_book.tables import number_text, styled
+
+    assert [number_text(v) for v in (69.96, 0.04, 1e-5, 12345.6, 0.0)] == ["69.96", "0.04", "1e-05", "12,346", "0.00"]
+    assert number_text("a photo") == "a photo" and number_text(7) == "7"
+    html = styled(pd.DataFrame({"n": [12.0, np.nan], "H": [69.96, 85.060001]})).to_html()
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", html)
+    assert cells == ["12", "69.96", "–", "85.06"], cells  # a count a NaN made float keeps no decimals

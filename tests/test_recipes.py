@@ -100,3 +100,29 @@ def test_weight_edit_reads_the_record_of_each_run(tmp_path):
     assert "not measurable yet" in facts["kvw_h_vs_adu"]
     fig = weight_edit.plot_edit_counts(counts)
     assert fig.axes[0].get_ylabel() == "units weakened (of 16)"
+
+
+def test_recipes_are_compared_on_the_cells_both_have_run():
+    """The paper's recipe on 4 forget sets x 3 seeds, the authors' on 2 x 3 (one of them without its Baseline): the
+    comparison uses the 1 x 3 cells where both recipes have both methods, and ADU's Mem change is paired on them."""
+    rows = []
+    for f in SETS:
+        for seed in (1, 2, 3):
+            for m, mem in (("baseline", 60.0), ("adu", 55.0 + seed)):
+                rows.append({"recipe": "paper", "method_key": m, "forget": f, "seed": seed, "h": mem, "mem": mem,
+                             "for": 60.0})
+            if f in SETS[:2]:
+                rows.append({"recipe": "authors_code", "method_key": "adu", "forget": f, "seed": seed,
+                             "h": 30.0, "mem": 30.0 + seed, "for": 70.0})
+            if f == SETS[0]:
+                rows.append({"recipe": "authors_code", "method_key": "baseline", "forget": f, "seed": seed,
+                             "h": 40.0, "mem": 40.0, "for": 70.0})
+    t1 = pd.DataFrame(rows)
+    both = recipes.matched_cells(t1)
+    assert set(both["forget"]) == {SETS[0]} and len(both) == 12
+    facts = recipes.page_facts({"table1": t1, "switches": t1.iloc[:0].assign(switch=[], precision=[])},
+                               pd.DataFrame())
+    assert facts["ac_matched"].startswith("1 forget set (|D_forget| = 1)") and "seeds 1, 2, 3" in facts["ac_matched"]
+    assert "n = 3 in 1 forget set)" in facts["ac_gap_authors"] and "n = 12 in 4" in facts["ac_gap_paper_all"]
+    assert facts["ac_mem_change"].startswith("ADU's Mem under the authors' code is lower than under the paper's text "
+                                             "by 25.00 points")
