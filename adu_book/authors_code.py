@@ -10,10 +10,10 @@ The release runs on Dassl.pytorch, which is not in the repository. Where a behav
 in KaiyangZhou/Dassl.pytorch at master (commit ``c61a1b5``, 2022-10-06), the repository the release's README tells
 users to clone.
 
-Each difference names the paper's words (with the source tags of our notes on the paper), the code's value and file, the history, what
-the project's paper-text recipe does (``ours``) and the config switch that makes the ``authors_code`` recipe follow
-the code (``switch``; ``None`` with a ``note`` where it is not switched). :func:`authors_switches` merges the
-switches: the ``authors_code`` preset of :mod:`adu_core.config` must equal it. Everything here was checked against the
+Each difference names the paper's words (with the source tags of our notes on the paper), the code's value and file,
+the history, what the project's paper-text recipe does (``ours``) and the config switch that makes the
+``authors_code`` recipe follow the code (``switch``; ``None`` with a ``note`` where it is not switched).
+:func:`authors_switches` merges the switches: the ``authors_code`` preset of :mod:`adu_core.config` must equal it. Everything here was checked against the
 code by reading it; the code itself is described, never copied.
 """
 

@@ -11,6 +11,7 @@ import importlib
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -152,8 +153,6 @@ def kvw_defaults(path: str | os.PathLike | None = None, top: int = 8) -> tuple[p
     """How KVW's defaults were chosen (``models/testbed/kvw_defaults.json``, written by
     ``data_scripts/choose_kvw_defaults.py``): the ``top`` grid points by validation H, the chosen one first, and the
     glued facts (grid size, rule, data, the chosen point's validation numbers against zero-shot's)."""
-    from pathlib import Path
-
     file = project_root() / "models" / "testbed" / "kvw_defaults.json" if path is None else Path(path)
     record = json.loads(file.read_text())
     rows = []

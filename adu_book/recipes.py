@@ -27,8 +27,8 @@ from .effects import paired
 from .names import METHOD_NAMES
 from .plans import TABLE3_VARIANTS, PlannedRun, Variant, parse_ints, parse_list
 
-__all__ = ["RECIPE_NAMES", "SWITCHES", "Switch", "matched_cells", "page_plan", "recipe_effects", "recipe_plan", "recipe_variants",
-           "select_switches", "switch_effects", "switch_plan", "table3_variants"]
+__all__ = ["RECIPE_NAMES", "SWITCHES", "Switch", "matched_cells", "page_plan", "recipe_effects", "recipe_plan",
+           "recipe_variants", "select_switches", "switch_effects", "switch_plan", "table3_variants"]
 
 RECIPE_NAMES = {"paper": "paper's text", "authors_code": "authors' code"}
 
@@ -310,35 +310,33 @@ def matched_cells(t1: pd.DataFrame) -> pd.DataFrame:
     return t1[cell.isin(common)]
 
 
+def _gap_effect(runs: pd.DataFrame, recipe: str) -> dict[str, Any] | None:
+    """ADU − Baseline in H under ``recipe``, paired over the (forget set, seed) cells of ``runs``."""
+    part = runs[runs["recipe"] == recipe] if len(runs) else runs
+    return paired(part.assign(variant=part["method_key"]), "adu", "baseline", "h").get("all") if len(part) else None
+
+
 def page_facts(runs: Mapping[str, pd.DataFrame], effects: pd.DataFrame) -> dict[str, str]:
     """The glued phrases of the page's conclusion: ADU − Baseline under each recipe (the paper's on its whole grid,
     and both on the cells the two share), ADU's Mem and For under each and their change between recipes, paired."""
     from .facts import compare
 
-    facts: dict[str, str] = {}
     t1 = runs["table1"]
     both = matched_cells(t1)
-    sizes = sorted({len(f.split(",")) if isinstance(f, str) else len(f) for f in both["forget"]}) if len(both) else []
     n_sets = both["forget"].nunique() if len(both) else 0
-    facts["ac_matched"] = (f"{n_sets} forget set{'s' if n_sets != 1 else ''} (|D_forget| = "
-                           f"{', '.join(map(str, sizes))}) × "
-                           f"seeds {', '.join(str(s) for s in sorted(both['seed'].unique()))}" if len(both)
-                           else "no cell has runs under both recipes yet")
-    for name, frame in (("", both), ("_all", t1)):
-        for recipe, short in (("paper", "paper"), ("authors_code", "authors")):
-            if name and recipe != "paper":
-                continue
-            part = frame[frame["recipe"] == recipe] if len(frame) else frame
-            part = part.assign(variant=part["method_key"]) if len(part) else part
-            gap = paired(part, "adu", "baseline", "h").get("all")
-            facts[f"ac_gap_{short}{name}"] = compare(gap, "ADU's H", "the Baseline's", unit="H points")
-            if name:
-                continue
-            adu = part[part["method_key"] == "adu"] if len(part) else part
-            for metric in ("mem", "for"):
-                facts[f"ac_{metric}_{short}"] = (f"{adu[metric].mean():.2f} % (n = {len(adu)} runs)" if len(adu)
-                                                 else "not measured yet")
+    facts: dict[str, str] = {
+        "ac_matched": (f"{n_sets} forget set{'s' if n_sets != 1 else ''} (|D_forget| = "
+                       f"{', '.join(str(k) for k in sorted(both['n_forget'].unique()))}) × "
+                       f"seeds {', '.join(str(s) for s in sorted(both['seed'].unique()))}" if len(both)
+                       else "no cell has runs under both recipes yet"),
+        "ac_gap_paper_all": compare(_gap_effect(t1, "paper"), "ADU's H", "the Baseline's", unit="H points")}
     adu = both[both["method_key"] == "adu"] if len(both) else both
+    for recipe, short in (("paper", "paper"), ("authors_code", "authors")):
+        facts[f"ac_gap_{short}"] = compare(_gap_effect(both, recipe), "ADU's H", "the Baseline's", unit="H points")
+        mine = adu[adu["recipe"] == recipe] if len(adu) else adu
+        for metric in ("mem", "for"):
+            facts[f"ac_{metric}_{short}"] = (f"{mine[metric].mean():.2f} % (n = {len(mine)} runs)" if len(mine)
+                                             else "not measured yet")
     for metric, label in (("mem", "Mem"), ("for", "For")):
         e = paired(adu, "authors_code", "paper", metric, key="recipe").get("all") if len(adu) else None
         facts[f"ac_{metric}_change"] = compare(e, f"ADU's {label} under the authors' code",
@@ -387,15 +385,16 @@ def table1_by_recipe(table1: pd.DataFrame, authors: pd.DataFrame) -> pd.DataFram
 
 
 def gap_sentences(runs: pd.DataFrame) -> dict[str, str]:
-    """Per recipe, ADU − Baseline in H as one sentence naming both sides, the unit and the recipe."""
+    """Per recipe, ADU − Baseline in H as one sentence naming both sides, the unit and the recipe: the paper's on its
+    whole grid (``main_gap_paper``), and both on the cells they share (``main_gap_{paper,authors}_matched``)."""
     from .facts import compare
 
-    out = {}
+    both = matched_cells(runs)
+    out = {"main_gap_paper": compare(_gap_effect(runs, "paper"), f"ADU's H ({RECIPE_NAMES['paper']})",
+                                     "the Baseline's", unit="H points")}
     for recipe, short in (("paper", "paper"), ("authors_code", "authors")):
-        part = runs[runs["recipe"] == recipe] if len(runs) else runs
-        e = paired(part.assign(variant=part["method_key"]), "adu", "baseline", "h").get("all") if len(part) else None
-        out[f"main_gap_{short}"] = compare(e, f"ADU's H ({RECIPE_NAMES[recipe]})", "the Baseline's",
-                                           unit="H points")
+        out[f"main_gap_{short}_matched"] = compare(_gap_effect(both, recipe), f"ADU's H ({RECIPE_NAMES[recipe]})",
+                                                   "the Baseline's", unit="H points")
     return out
 
 

@@ -18,7 +18,7 @@ from adu_core.methods.kvw import edit_of
 from .effects import paired
 from .facts import compare
 from .forest import BOOK_WIDTH_IN, FONT_PT
-from .names import METHOD_NAMES
+from .names import METHOD_NAMES, METRIC_NAMES
 
 __all__ = ["KVW", "edit_counts", "page_facts", "plot_edit_counts"]
 
@@ -70,12 +70,12 @@ def page_facts(runs: pd.DataFrame, counts: pd.DataFrame) -> dict[str, str]:
     """Glued phrases: KVW against ADU and the gate (H, paired), its cost per run beside the trained methods', and
     the size of its edit."""
     facts: dict[str, str] = {}
-    for key, other in (("adu", "adu"), ("gate", "gate")):
+    for other in ("adu", "gate"):
         name = METHOD_NAMES[other]
-        for metric, unit in (("h", "H points"), ("mem", "Mem points"), ("for", "For points")):
+        for metric in ("h", "mem", "for"):
             e = paired(runs, KVW, name, metric).get("all") if len(runs) else None
-            facts[f"kvw_{metric}_vs_{key}"] = compare(e, f"KVW's {metric.capitalize() if metric != 'h' else 'H'}",
-                                                       f"{name}'s", unit=unit)
+            label = METRIC_NAMES[metric]
+            facts[f"kvw_{metric}_vs_{other}"] = compare(e, f"KVW's {label}", f"{name}'s", unit=f"{label} points")
     facts["kvw_cost"] = _cost(runs)
     if counts.empty:
         facts["kvw_edit_size"] = "not measured yet (no KVW runs)"

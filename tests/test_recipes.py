@@ -110,13 +110,13 @@ def test_recipes_are_compared_on_the_cells_both_have_run():
         for seed in (1, 2, 3):
             for m, mem in (("baseline", 60.0), ("adu", 55.0 + seed)):
                 rows.append({"recipe": "paper", "method_key": m, "forget": f, "seed": seed, "h": mem, "mem": mem,
-                             "for": 60.0})
+                             "for": 60.0, "n_forget": 1})
             if f in SETS[:2]:
                 rows.append({"recipe": "authors_code", "method_key": "adu", "forget": f, "seed": seed,
-                             "h": 30.0, "mem": 30.0 + seed, "for": 70.0})
+                             "h": 30.0, "mem": 30.0 + seed, "for": 70.0, "n_forget": 1})
             if f == SETS[0]:
                 rows.append({"recipe": "authors_code", "method_key": "baseline", "forget": f, "seed": seed,
-                             "h": 40.0, "mem": 40.0, "for": 70.0})
+                             "h": 40.0, "mem": 40.0, "for": 70.0, "n_forget": 1})
     t1 = pd.DataFrame(rows)
     both = recipes.matched_cells(t1)
     assert set(both["forget"]) == {SETS[0]} and len(both) == 12
@@ -126,3 +126,7 @@ def test_recipes_are_compared_on_the_cells_both_have_run():
     assert "n = 3 in 1 forget set)" in facts["ac_gap_authors"] and "n = 12 in 4" in facts["ac_gap_paper_all"]
     assert facts["ac_mem_change"].startswith("ADU's Mem under the authors' code is lower than under the paper's text "
                                              "by 25.00 points")
+    gaps = recipes.gap_sentences(t1)  # the main results page: the paper's whole grid, then both on shared cells
+    assert "n = 12 in 4 forget sets" in gaps["main_gap_paper"]
+    assert "n = 3 in 1 forget set)" in gaps["main_gap_paper_matched"]
+    assert gaps["main_gap_authors_matched"].startswith("ADU's H (authors' code) is lower than the Baseline's by 10.00")
