@@ -24,7 +24,7 @@ from typing import Any
 
 __all__ = ["DASSL", "DIFFERENCES", "KINDS", "NEW_SWITCH_FIELDS", "OTHER_FINDINGS", "RELEASE", "RELEASE_DATE",
            "REPOSITORY", "SAME_IN_BOTH", "Difference", "authors_switches", "by_key", "code_paths",
-           "differences_table", "table"]
+           "difference_cards", "differences_table", "overview_table", "table"]
 
 RELEASE = "50a43db"
 RELEASE_DATE = "2025-11-24"
@@ -584,13 +584,56 @@ def differences_table():
 
     rows = []
     for d in DIFFERENCES:
-        switch = ", ".join(f"{k}={v!r}" for k, v in d.switch.items()) if d.switch else "none"
         rows.append({"topic": d.topic, "kind": d.kind, "paper": d.paper, "code": d.code,
                      "file (50a43db)": "; ".join(d.code_file), "history": d.history, "ours (paper recipe)": d.ours,
-                     "recipes": d.recipes, "switch": switch, "note": d.note, "Dassl": d.dassl})
+                     "recipes": d.recipes, "switch": _switch_text(d), "note": d.note, "Dassl": d.dassl})
     return pd.DataFrame(rows, index=pd.Index([d.key for d in DIFFERENCES], name="key"))
 
 
+def _switch_text(diff: Difference) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in diff.switch.items()) if diff.switch else "none"
+
+
+def overview_table():
+    """The page's index of the differences, one row each: what differs, its kind, the switch that turns it on alone
+    and which recipe follows which (the whole record of each is in :func:`difference_cards`)."""
+    import pandas as pd
+
+    rows = [{"difference": d.topic, "kind": d.kind, "switch": _switch_text(d), "recipes": d.recipes}
+            for d in DIFFERENCES]
+    return pd.DataFrame(rows, index=pd.RangeIndex(1, len(rows) + 1, name="#"))
+
+
+# (label, Difference attribute) in the order a card shows them; empty fields are left out
+_CARD_FIELDS = (("The paper", "paper"), (f"The release ({RELEASE})", "code"), ("Where", "code_file"),
+                ("Before the release", "history"), ("This project (paper recipe)", "ours"),
+                ("Which recipe follows which", "recipes"), ("Switch", "switch"), ("Note", "note"),
+                ("From Dassl", "dassl"))
+
+
+def difference_cards() -> str:
+    """Every difference as a collapsed HTML block, numbered as in :func:`overview_table`: the paper's words, the
+    code's value and files, its history, what this project does, the recipes and switch, notes, Dassl's part.
+    A table of all that was several page widths wide; a card keeps each difference readable at the text width."""
+    from html import escape
+
+    blocks = []
+    for i, d in enumerate(DIFFERENCES, start=1):
+        items = []
+        for label, attr in _CARD_FIELDS:
+            if attr == "code_file":
+                value = "; ".join(f"<code>{escape(f)}</code>" for f in d.code_file)
+            elif attr == "switch":
+                value = f"<code>{escape(_switch_text(d))}</code>" if d.switch else "none"
+            else:
+                value = escape(getattr(d, attr))
+            if value:
+                items.append(f"<dt>{escape(label)}</dt><dd>{value}</dd>")
+        blocks.append(f'<details class="adu-difference" id="difference-{escape(d.key)}"><summary>{i}. '
+                      f"{escape(d.topic)} <em>({escape(d.kind)})</em></summary><dl>{''.join(items)}</dl></details>")
+    return "\n".join(blocks)
+
+
 def table():
-    """The page's table: :func:`differences_table`."""
-    return differences_table()
+    """The page's index of the differences: :func:`overview_table`."""
+    return overview_table()

@@ -532,8 +532,8 @@ def verdict_counts(table: pd.DataFrame, first: str, dataset: str, backbone: str 
 def display(table: pd.DataFrame, tiers: Sequence[str], property_names: Mapping[str, str] | None = None
             ) -> pd.DataFrame:
     """The ledger as the page shows it: the claim (linked to its page) and the recipe, whose claim it is, the
-    paper's evidence, then per tier ours and the verdict (and, for a tier with runs, the interval over forget sets
-    and whether the verdicts agree); with ``property_names``, the testbed properties each verdict rests on."""
+    paper's evidence, then per tier ours and the verdict (and, for a tier with measured rows, the interval over forget
+    sets, marked where its verdict differs); with ``property_names``, the testbed properties each verdict rests on."""
     shown = table.assign(claim=[f'{c} (<a href="{p}.html">{s}</a>)' for c, p, s in
                                 zip(table["claim"], table["page"], table["source"], strict=True)],
                          recipe=table["recipe"].map(lambda r: RECIPE_LABELS.get(r, r)),
@@ -541,8 +541,13 @@ def display(table: pd.DataFrame, tiers: Sequence[str], property_names: Mapping[s
     columns = ["whose", "paper's evidence", "measured as"]
     for tier in tiers:
         columns += [f"{tier}: ours", f"{tier}: verdict"]
-        if (table[f"{tier}: verdict"] != "not tested here").any() and f"{tier}: over forget sets" in table:
-            columns += [f"{tier}: over forget sets", f"{tier}: intervals agree"]
+        over = f"{tier}: over forget sets"
+        if over in table and (table[over] != "–").any():  # a tier with measured rows; whether the two intervals
+            # agree is said in the same cell (a column of its own made the table wider than the page)
+            shown[over] = [text if str(agree).startswith(("yes", "–")) else f"{text} (differs from the primary "
+                           "verdict: it rests on the choice of interval)"
+                           for text, agree in zip(table[over], table[f"{tier}: intervals agree"], strict=True)]
+            columns.append(over)
     if property_names is not None:
         by_key = {c.key: c.depends for c in CLAIMS}
         shown["rests on (testbed regime)"] = [", ".join(property_names.get(p, p) for p in by_key.get(k, ())) or "–"

@@ -7,6 +7,7 @@ release's history (no later third-party commit) with the date the text gives it.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -103,6 +104,19 @@ def test_table_has_a_row_per_difference():
     table = ac.differences_table()
     assert list(table.index) == [d.key for d in ac.DIFFERENCES]
     assert table.loc["batch", "switch"] == "batch_size=128, sampler='random'"
+
+
+def test_the_page_shows_an_index_and_a_card_per_difference():
+    pytest.importorskip("pandas")
+    overview, cards = ac.overview_table(), ac.difference_cards()
+    assert list(overview["difference"]) == [d.topic for d in ac.DIFFERENCES]
+    assert cards.count("<details") == len(ac.DIFFERENCES) == len(overview)
+    for i, d in enumerate(ac.DIFFERENCES, start=1):  # each card: its number, and every field that has a value
+        card = cards.split(f'id="difference-{d.key}"', 1)[1].split("</details>", 1)[0]
+        assert f"<summary>{i}. " in card and overview.loc[i, "kind"] == d.kind
+        for value in (d.paper, d.code, d.history, d.ours, d.note, d.dassl, *d.code_file):
+            assert html.escape(value) in card, (d.key, value[:40])
+    assert "<code>batch_size=128, sampler=&#x27;random&#x27;</code>" in cards
 
 
 # --- citations, against the authors' repository --------------------------------------------------------------------

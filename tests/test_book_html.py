@@ -11,7 +11,8 @@ What a reader sees, on every page (so new pages are covered without naming them)
   :func:`adu_book.facts.comparison_problems` (a comparator, what is compared, a unit);
 * no table cell prints a raw float (``69.960000``); glued numbers are not bold, no bold holds a decimal number, no link has a dash in its address, no fenced block is
   highlighted as Python unless it is code, no page shows an exception name or a home folder;
-* the claims ledger and the main results page open with their forest plot, before any table.
+* the claims ledger and the main results page open with their forest plot, before any table;
+* no table is wider than the box that holds it (no sideways scrolling at 1400 px).
 
 Skips when the book has not been built (`jupyter-book build .`) or when no Chromium is installed (Debian:
 `apt-get install -y chromium`; .ci/run installs it).
@@ -164,6 +165,17 @@ window.addEventListener('load', function () {
     out.order.push(el.tagName.toLowerCase() === 'img' ? 'img:' + el.getAttribute('src') : 'table');
   });
   document.querySelectorAll('a[href]').forEach(function (a) { out.links.push(a.getAttribute('href')); });
+  out.tables = [];
+  art.querySelectorAll('table').forEach(function (tb) {
+    // the room a table has: the box that would scroll it sideways, else the window
+    var box = tb.parentElement, room = window.innerWidth - tb.getBoundingClientRect().left;
+    for (; box && box !== document.body; box = box.parentElement) {
+      var o = getComputedStyle(box).overflowX;
+      if (o === 'auto' || o === 'scroll' || o === 'hidden') { room = box.clientWidth; break; }
+    }
+    var th = tb.querySelector('th');
+    out.tables.push({width: tb.scrollWidth, room: room, head: th ? th.textContent.trim().slice(0, 40) : ''});
+  });
   var pre = document.createElement('pre'); pre.id = '__reader__'; pre.textContent = JSON.stringify(out);
   document.body.appendChild(pre);
 });
@@ -269,6 +281,14 @@ def test_pages_speak_to_readers(browser, page):
     assert not raw, f"{page}: table cells print raw floats {raw[:3]} (show them through adu_book.tables.styled)"
     if not (REPO / "PAPER.md").exists():
         assert "PAPER.md" not in text, f"{page}: cites PAPER.md, which the repository does not have"
+
+
+@pytest.mark.parametrize("page", _page_ids() or ["<unbuilt>"])
+def test_every_table_fits_the_page(browser, page):
+    """A reader never scrolls a table sideways at 1400 px: each is at most as wide as the box that holds it."""
+    wide = [f"{t['head']!r}: {t['width']} px in {t['room']} px" for t in reader_view(browser, page)["tables"]
+            if t["width"] > t["room"] + 1]
+    assert not wide, f"{page}: tables wider than the page (fewer or narrower columns, or details below): {wide}"
 
 
 @pytest.mark.parametrize("page", ["book/ledger.html", "book/main_results.html"])

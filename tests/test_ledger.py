@@ -223,6 +223,14 @@ def test_rows_where_the_two_intervals_disagree_are_marked():
     # the Baseline is also the strongest rival here, so "ADU has the best H" rests on the same pairs
     assert ledger.verdict_counts(table, "testbed", "pacs")["ledger_first_disagree"] == (
         "2 (ADU − the strongest of the paper's other rows by mean H [paper's text]; ADU − Baseline [paper's text])")
+    # as the page shows it: the mark sits in the interval's own cell; a tier without runs gets no such column
+    table = ledger.ledger_rows({"testbed": evidence, "paper": None}, load_paper_numbers())
+    shown = ledger.display(table, ["testbed", "paper"])
+    assert "testbed: intervals agree" not in shown.columns and "paper: over forget sets" not in shown.columns
+    cell = shown.loc[(row["claim"] + ' (<a href="main_results.html">Table 1</a>)', "paper's text"),
+                     "testbed: over forget sets"]
+    assert cell.startswith("inconclusive: ") and "differs from the primary verdict" in cell
+    assert shown["testbed: over forget sets"].str.contains("differs").sum() == 2
 
 
 def test_a_run_whose_config_differs_from_its_plan_is_left_out(tmp_path):
