@@ -451,6 +451,11 @@ def _ours(c: Claim, effect: Mapping[str, Any] | None) -> str:
     return "no runs" if not effect or not effect.get("n") else effect_text(effect)
 
 
+def _disagrees(agree: Any) -> bool:
+    """Whether an ``intervals agree`` cell (:func:`_robust`) says the two intervals' verdicts differ."""
+    return str(agree).startswith("no")
+
+
 def _robust(c: Claim, effect: Mapping[str, Any] | None) -> tuple[str, str]:
     """The interval over forget sets in words with its verdict, and whether the two verdicts agree."""
     if c.direction == "q" or not effect or not effect.get("n"):
@@ -519,7 +524,7 @@ def verdict_counts(table: pd.DataFrame, first: str, dataset: str, backbone: str 
     others = [r for r in dict.fromkeys(table["recipe"]) if r != "paper"]
     recipe_text = "; ".join(under(r) for r in others) or "no claim is measured under another recipe"
     col = f"{first}: intervals agree"
-    split = table[table[col].astype(str).str.startswith("no")] if col in table else table.iloc[0:0]
+    split = table[table[col].map(_disagrees)] if col in table else table.iloc[0:0]
     names = [f"{c} [{RECIPE_LABELS.get(r, r)}]" for c, r in zip(split["measured as"], split["recipe"], strict=True)]
     disagree = f"{len(split)} ({'; '.join(names)})" if len(split) else "none"
     return {"ledger_margin": f"{STABILITY_MARGIN:g}", "ledger_ni_margin": f"{NONINFERIORITY_MARGIN:g}",
@@ -544,8 +549,8 @@ def display(table: pd.DataFrame, tiers: Sequence[str], property_names: Mapping[s
         over = f"{tier}: over forget sets"
         if over in table and (table[over] != "–").any():  # a tier with measured rows; whether the two intervals
             # agree is said in the same cell (a column of its own made the table wider than the page)
-            shown[over] = [text if str(agree).startswith(("yes", "–")) else f"{text} (differs from the primary "
-                           "verdict: it rests on the choice of interval)"
+            shown[over] = [f"{text} (differs from the primary verdict: it rests on the choice of interval)"
+                           if _disagrees(agree) else text
                            for text, agree in zip(table[over], table[f"{tier}: intervals agree"], strict=True)]
             columns.append(over)
     if property_names is not None:
