@@ -596,12 +596,23 @@ def _switch_text(diff: Difference) -> str:
 
 def overview_table():
     """The page's index of the differences, one row each: what differs, its kind, the switch that turns it on alone
-    and which recipe follows which (the whole record of each is in :func:`difference_cards`)."""
+    and, for a difference without one, what both recipes do (the whole record of each is in
+    :func:`difference_cards`). A switched difference needs no recipe text: the paper recipe follows the paper's
+    text and ``authors_code`` the release, as the page says once above the table."""
     import pandas as pd
 
-    rows = [{"difference": d.topic, "kind": d.kind, "switch": _switch_text(d), "recipes": d.recipes}
-            for d in DIFFERENCES]
+    rows = [{"difference": d.topic, "kind": d.kind, "switch": _switch_text(d),
+             "both recipes": "–" if d.switched else _both_recipes(d)} for d in DIFFERENCES]
     return pd.DataFrame(rows, index=pd.RangeIndex(1, len(rows) + 1, name="#"))
+
+
+def _both_recipes(diff: Difference) -> str:
+    """What both recipes do for an unswitched difference: its ``recipes`` text without the "both recipes" lead."""
+    text = diff.recipes
+    for lead in ("both recipes: ", "both recipes "):
+        if text.startswith(lead):
+            return text[len(lead):]
+    raise ValueError(f"{diff.key} has no switch, so its recipes text must say what both recipes do: {text!r}")
 
 
 # (label, Difference attribute) in the order a card shows them; empty fields are left out

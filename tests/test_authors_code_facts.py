@@ -119,6 +119,17 @@ def test_the_page_shows_an_index_and_a_card_per_difference():
     assert "<code>batch_size=128, sampler=&#x27;random&#x27;</code>" in cards
 
 
+def test_the_index_says_what_both_recipes_do_only_where_nothing_is_switched():
+    pytest.importorskip("pandas")
+    both = ac.overview_table()["both recipes"]
+    for i, d in enumerate(ac.DIFFERENCES, start=1):
+        if d.switched:
+            assert both[i] == "–", d.key
+        else:
+            assert both[i] and not both[i].startswith("both recipes") and both[i] in d.recipes, d.key
+    assert both[1 + [d.key for d in ac.DIFFERENCES].index("precision")] == "the project's mixed precision"
+
+
 # --- citations, against the authors' repository --------------------------------------------------------------------
 def _git(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", "-C", str(MIRROR), *args], capture_output=True, text=True, check=False)
