@@ -348,7 +348,9 @@ def page_facts(runs: Mapping[str, pd.DataFrame], effects: pd.DataFrame) -> dict[
 
 
 def _top(effects: pd.DataFrame, column: str, what: str) -> str:
-    """The switch with the largest mean change of ``column`` (its interval must exclude 0 to be called a change)."""
+    """Which switch moves ``column`` most, as a clause: the largest change among the switches whose interval
+    excludes 0 (a larger point estimate whose interval covers 0 is named as such, never as the one that moves it
+    most), or, when no interval excludes 0, that none does and which estimate is largest."""
     from .effects import effect_text
 
     if effects.empty:
@@ -357,18 +359,23 @@ def _top(effects: pd.DataFrame, column: str, what: str) -> str:
                 if isinstance(row[column], dict) and row[column].get("n")]
     if not measured:
         return "not measured yet"
-    label, e = max(measured, key=lambda le: abs(le[1]["mean"]))
-    clear = [lbl for lbl, x in measured if x["excludes_zero"]]
-    text = f"{label}: it changes {what} by {effect_text(e)} points"
-    if not e["excludes_zero"]:
-        text += " — no measurable difference"
-    others = [lbl for lbl in clear if lbl != label]
-    if clear:
-        text += f"; {len(clear)} of {len(measured)} switches change{'s' if len(clear) == 1 else ''} it measurably"
-        if others:
-            text += f" (also: {', '.join(others)})"
-    else:
-        text += f"; none of the {len(measured)} switches changes it measurably"
+    def size(le):
+        return abs(le[1]["mean"])
+
+    largest = max(measured, key=size)
+    clear = [le for le in measured if le[1]["excludes_zero"]]
+    if not clear:
+        return (f"no switch changes {what} measurably (none of {len(measured)}); the largest point estimate is "
+                f"{largest[0]}'s, {effect_text(largest[1])} points")
+    label, e = max(clear, key=size)
+    text = (f"the switch that moves {what} most is {label}, by {effect_text(e)} points; {len(clear)} of "
+            f"{len(measured)} switches change it measurably")
+    others = [lbl for lbl, _ in clear if lbl != label]
+    if others:
+        text += f" (also: {', '.join(others)})"
+    if largest[0] != label:
+        text += (f"; {largest[0]} has a larger point estimate, {effect_text(largest[1])} points, but no "
+                 "measurable difference")
     return text
 
 

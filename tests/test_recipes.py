@@ -54,8 +54,23 @@ def test_the_largest_change_is_named_and_worded_by_its_interval():
     batch = [s for s in recipes.SWITCHES if s.key == "batch"]
     effects = recipes.switch_effects(_grid(switch_effect=3.0), batch)
     text = recipes._top(effects, "gap_h", "ADU − Baseline in H")
-    assert text.startswith("batch 128, random sampler") and "+3.00" in text and "1 of 1 switches" in text
+    assert text.startswith("the switch that moves ADU − Baseline in H most is batch 128, random sampler, by +3.00")
+    assert "1 of 1 switches" in text
     assert recipes._top(effects.iloc[0:0], "gap_h", "x") == "not measured yet"
+    none = recipes._top(recipes.switch_effects(_grid(switch_effect=0.0), batch), "gap_h", "the gap")
+    assert none.startswith("no switch changes the gap measurably (none of 1)")
+
+
+def test_a_larger_estimate_without_a_measurable_difference_is_not_called_the_largest_change():
+    def effect(mean, excludes_zero):
+        return {"mean": mean, "lo": mean - (9 if not excludes_zero else 1), "hi": mean + (9 if not excludes_zero
+                else 1), "n": 4, "excludes_zero": excludes_zero}
+
+    effects = pd.DataFrame([{"switch": "a", "label": "wide", "gap_h": effect(-5.0, False)},
+                            {"switch": "b", "label": "clear", "gap_h": effect(2.0, True)}])
+    text = recipes._top(effects, "gap_h", "the gap")
+    assert text.startswith("the switch that moves the gap most is clear, by +2.00")
+    assert "wide has a larger point estimate, −5.00" in text and "no measurable difference" in text
 
 
 def test_page_plan_parts_and_the_preset():
