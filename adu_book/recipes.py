@@ -374,8 +374,8 @@ def _top(effects: pd.DataFrame, column: str, what: str) -> str:
     if others:
         text += f" (also: {', '.join(others)})"
     if largest[0] != label:
-        text += (f"; {largest[0]} has a larger point estimate, {effect_text(largest[1])} points, but no "
-                 "measurable difference")
+        text += (f"; {largest[0]} has a larger point estimate, {effect_text(largest[1])} points, but shows no "
+                 "measurable difference from the paper's recipe")
     return text
 
 
