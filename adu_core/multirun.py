@@ -13,9 +13,10 @@ run ends where the same run trained alone ends, up to floating-point summation o
 Why it pays: a paper-tier step (ViT-B/16, batch 32) is too small to keep a large GPU busy and spends much of its
 time launching kernels; R runs per pass multiply the work per launch by R without changing any run's batch size.
 
-:func:`run_group` writes each run's ``run.json`` through :func:`adu_core.train.run_experiment` itself: the joint
-trainer leaves every run with a final epoch checkpoint (the trainer's resume format), and ``run_experiment`` resumes
-it, evaluates and writes the result exactly as for a run trained alone. An interrupted group resumes from the runs'
+:func:`run_group` writes each run's ``run.json`` through the code path of a run trained alone
+(:func:`adu_core.train.run_experiment`'s locked body): the joint trainer leaves every run with a final epoch
+checkpoint (the trainer's resume format), which that path resumes, evaluates and records, with the group's timings,
+in one write. An interrupted group resumes from the runs'
 checkpoints (written at most every ``checkpoint_every_s`` seconds, and at the end).
 """
 
@@ -250,8 +251,7 @@ def run_group(cfgs: Sequence[Any], out_dirs: Sequence[str | os.PathLike], *, pro
               checkpoint_every_s: float = 60.0) -> list[dict[str, Any]]:
     """Train compatible runs (see :func:`group_key`) in one pass, then evaluate and record each as a single run."""
     from .methods import get_method
-    from .results import write_json_atomic
-    from .train import ConfigError, Trainer, build_env, build_train_data, resolve_config, run_experiment
+    from .train import ConfigError, Trainer, _run_locked, build_env, build_train_data, resolve_config, run_lock
 
     cfgs = [resolve_config(c) for c in cfgs]
     outs = [Path(o) for o in out_dirs]
@@ -279,12 +279,12 @@ def run_group(cfgs: Sequence[Any], out_dirs: Sequence[str | os.PathLike], *, pro
     del group, methods, trainers, data_by_seed, env0, env
     if device.type == "cuda":
         torch.cuda.empty_cache()
+    timings = {"train_s": train_s / len(cfgs), "resumed_from_epoch": start or None,
+               "multirun": {"runs": len(cfgs), "group_train_s": train_s, "group_setup_s": t_setup - t0}}
     results = []
     for cfg, out in zip(cfgs, outs, strict=True):
-        result = run_experiment(cfg, out, progress=progress)  # resumes the final checkpoint: evaluation only
-        result["timings"].update(train_s=train_s / len(cfgs), resumed_from_epoch=start or None,
-                                 multirun={"runs": len(cfgs), "group_train_s": train_s,
-                                           "group_setup_s": t_setup - t0})
-        write_json_atomic(out / "run.json", result)
-        results.append(result)
+        # Evaluation only (the final checkpoint is resumed). run.json gets the group's timings in its one write:
+        # another engine's worker reads it without the lock the moment it exists.
+        with run_lock(out):
+            results.append(_run_locked(cfg, out, False, progress, timings=timings))
     return results

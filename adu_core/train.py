@@ -166,7 +166,10 @@ def run_lock(out: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _run_locked(cfg: RunConfig, out: Path, force: bool, progress: bool) -> dict[str, Any]:
+def _run_locked(cfg: RunConfig, out: Path, force: bool, progress: bool,
+                timings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train (or resume) and evaluate one run under its lock; ``timings`` replace the measured ones in run.json (a
+    run trained in a group records the group's). run.json is written once: readers that skip the lock see it whole."""
     result_path = out / "run.json"
     ckpt_path = out / "checkpoint.pt"
     if force:
@@ -203,7 +206,7 @@ def _run_locked(cfg: RunConfig, out: Path, force: bool, progress: bool) -> dict[
         "n_test": len(test_samples),
         "data": ds.data_record(len(test_samples)),  # layout read, split protocol (the authors' or ours), test size
         "timings": {"setup_s": t_setup - t0, "train_s": t_train - t_setup, "eval_s": t_eval - t_train,
-                    "total_s": t_eval - t0, "resumed_from_epoch": trainer.resumed_from},
+                    "total_s": t_eval - t0, "resumed_from_epoch": trainer.resumed_from, **(timings or {})},
         "provenance": {**provenance(str(device), clip.adu_weights, ds.manifest_sha256()),
                        "precision": precision_name(env.autocast_dtype),
                        "precision_note": precision_note(cfg.precision, env.autocast_dtype, device)},

@@ -57,12 +57,26 @@ def test_multi_prompted_vit_rows_use_their_own_run():
         MultiPromptedViT([members[0], PromptedViT(visual, n_ctx=2, depth=3)])
 
 
-def test_grid_in_one_pass_matches_runs_trained_alone(tiny_checkpoint, tmp_path):
+def test_grid_in_one_pass_matches_runs_trained_alone(tiny_checkpoint, tmp_path, monkeypatch):
     # two seeds (different few-shot sets and batches), three forget sets, ADU and Baseline (no InstaPG, no DDL)
     cfgs = [smoke(seed=1, pretrained=tiny_checkpoint), smoke(seed=2, forget=("photo",), pretrained=tiny_checkpoint),
             smoke(seed=1, forget=("cartoon", "painting"), method="baseline", pretrained=tiny_checkpoint)]
+    writes: dict[str, list] = {}
+    import adu_core.results
+    import adu_core.train
+
+    def recording(path, data, _write=adu_core.results.write_json_atomic):
+        writes.setdefault(str(path), []).append(json.loads(json.dumps(data)))
+        _write(path, data)
+
+    for module in (adu_core.results, adu_core.train):
+        monkeypatch.setattr(module, "write_json_atomic", recording)
     grouped = run_grid(cfgs, [tmp_path / f"g{i}" for i in range(3)], max_runs=3, progress=False)
     assert all(r["timings"]["multirun"]["runs"] == 3 for r in grouped)
+    # each run.json is written once, whole: a worker that finds it without taking the lock reads the final record
+    for i, r in enumerate(grouped):
+        assert writes[str(tmp_path / f"g{i}" / "run.json")] == [json.loads(json.dumps(r))]
+    monkeypatch.undo()
     for i, (cfg, g) in enumerate(zip(cfgs, grouped, strict=True)):
         alone = run_experiment(cfg, tmp_path / f"a{i}", progress=False)
         assert g["config"] == alone["config"]
