@@ -57,18 +57,29 @@ class Difference:
     code_file: tuple[str, ...]  # where, at 50a43db (or at an earlier commit for history-only entries)
     history: str  # what changed before the release ("unchanged since <commit> (<date>)" when so)
     ours: str  # what the project's paper-text recipe does
-    recipes: str  # which one each recipe follows
     switch: dict[str, Any] | None  # config field -> the authors' value (the authors_code recipe), or None
+    both_recipes: str = ""  # without a switch: what both recipes do (a switched one follows each source)
     note: str = ""  # why it is not switched, or what to keep in mind
     dassl: str = ""  # the Dassl default behind the code's value, and where it was read
+
+    def __post_init__(self) -> None:
+        if self.switched == bool(self.both_recipes):
+            raise ValueError(f"difference {self.key!r}: say what both recipes do (both_recipes) exactly when it has "
+                             "no switch; a switched difference follows the paper under one recipe, the code under "
+                             "the other")
 
     @property
     def switched(self) -> bool:
         return self.switch is not None
 
+    @property
+    def recipes(self) -> str:
+        """Which source each recipe follows."""
+        return _SWITCHED if self.switched else f"both recipes: {self.both_recipes}"
 
-_BOTH_OURS = "both recipes: the project's protocol (a dataset choice, not a RunConfig switch)"
-_CODE = "paper recipe: the paper's text; authors_code recipe: the code (through the switch)"
+
+_BOTH_OURS = "the project's protocol (a dataset choice, not a RunConfig switch)"
+_SWITCHED = "paper recipe: the paper's text; authors_code recipe: the code (through the switch)"
 
 DIFFERENCES: tuple[Difference, ...] = (
     Difference(
@@ -96,7 +107,6 @@ DIFFERENCES: tuple[Difference, ...] = (
                 "selected frozen 'a photo of a {class}.' embeddings; the release removed that branch. The author "
                 "confirms the text prompts are trained [I6].",
         ours="text_ctx = 0: class text features of the frozen template 'a photo of a {}.', computed once.",
-        recipes=_CODE,
         switch={"text_ctx": "@n_ctx"},
         note="The code's values at ViT-B/16 scale are 8 tokens and depth 9, its vision prompt length and depth; the "
              "switch ties them to the run's own (text_ctx = n_ctx; text_prompt_depth None = prompt_depth, capped at "
@@ -128,7 +138,6 @@ DIFFERENCES: tuple[Difference, ...] = (
         ours="instapg_form = 'paper', instapg_layers = None: a cross-attention (LayerNorm on queries and keys/values, "
              "the encoder's heads) at every prompted layer after the first (0-based 1-8), output projection "
              "zero-initialised, its output added to the learnable prompts; no second LayerNorm, no MLP.",
-        recipes=_CODE,
         switch={"instapg_form": "authors", "instapg_layers": (-1,)},
     ),
     Difference(
@@ -145,7 +154,6 @@ DIFFERENCES: tuple[Difference, ...] = (
                 "with |C| hard-coded to 65). aac444a (2024-10-04) replaced it by the entropy with 1e-5 and the "
                 "trainer's CE - entropy; unchanged since.",
         ours="forget_loss = 'uniform_ce'.",
-        recipes=_CODE,
         switch={"forget_loss": "neg_entropy"},
     ),
     Difference(
@@ -163,7 +171,6 @@ DIFFERENCES: tuple[Difference, ...] = (
                 "30 / 0.5 (a 'rebuttal' run), d95d879 (2025-07-25) 20 / 0.5, b8f1572 (2025-10-16) 30 / 0.5; "
                 "unchanged since.",
         ours="lam = 10.",
-        recipes=_CODE,
         switch={"lam": 0.5},
         note="The code's MMD is on the domain logits with one per-pair Gaussian (mmd_on, mmd_kernel), so its 0.5 and "
              "the paper's 10 need not be on one scale.",
@@ -183,8 +190,8 @@ DIFFERENCES: tuple[Difference, ...] = (
                 "shipped the '+'. bfd4af7 (2025-11-24, 'fixed MMD loss issue') restored the '-'. Code downloaded "
                 "between 2025-10-16 and 2025-11-24 minimised the MMD.",
         ours="-lam * MMD^2 (maximised).",
-        recipes="both recipes maximise the MMD, as the paper and the release do",
         switch=None,
+        both_recipes="maximise the MMD, as the paper and the release do",
         note="Not switched: the release and the paper agree. The '+' of the 2025-10-16 upload would be a negative "
              "lambda, which the config does not allow.",
     ),
@@ -200,7 +207,6 @@ DIFFERENCES: tuple[Difference, ...] = (
         history="On the classifier's outputs since the MMD first appeared, e2a3ae4 (2025-04-19); cast to fp32 since "
                 "f06dd44 (2025-04-21); unchanged since.",
         ours="mmd_on = 'feature': the L2-normalised image embedding (ddl_feature = 'embedding').",
-        recipes=_CODE,
         switch={"mmd_on": "domain_logits"},
     ),
     Difference(
@@ -221,7 +227,6 @@ DIFFERENCES: tuple[Difference, ...] = (
         ours="mmd_median = 'batch', mmd_bandwidths = (0.25, 0.5, 1, 2, 4): the mean of five Gaussians "
              "exp(-d^2 / (b * s)) with s the median squared distance over the whole batch; biased; pairs of domains "
              "present with at least one sample.",
-        recipes=_CODE,
         switch={"mmd_median": "pair", "mmd_bandwidths": (2.0,)},
         note="exp(-d^2 / (2 median_d^2)) is the project's kernel with b = 2 and s = the pair's median squared "
              "distance. The at-least-2-samples rule is not switched: with 128 random images from 4 domains a domain "
@@ -243,7 +248,6 @@ DIFFERENCES: tuple[Difference, ...] = (
                 "--domain_class_divided), |D|*|C| only for a variant whose target was class * |D| + domain. The "
                 "release kept the |D|*|C| size and the domain-index target.",
         ours="domain_head = 'domains': Linear(512, |D|) in fp32; Table 4 from it (domain_acc_head) and a probe.",
-        recipes=_CODE,
         switch={"domain_head": "domains_x_classes"},
         note="The MMD runs on these 4*|C| logits (mmd_on).",
     ),
@@ -262,7 +266,6 @@ DIFFERENCES: tuple[Difference, ...] = (
                 "batches per epoch for a 1,040-image (4-shot) pool.",
         ours="batch_size = 32, sampler = 'balanced': 8 images of every domain in each batch, ceil(N/32) batches "
              "(65 on Office-Home, 7 on the testbed).",
-        recipes=_CODE,
         switch={"batch_size": 128, "sampler": "random"},
         dassl="Sampler: Dassl's default DATALOADER.TRAIN_X.SAMPLER = 'RandomSampler' (dassl/config/defaults.py), "
               "which dassl/data/samplers.py::build_sampler maps to torch's RandomSampler; drop_last = is_train and "
@@ -279,7 +282,6 @@ DIFFERENCES: tuple[Difference, ...] = (
         history="Unchanged since dc45aad (2024-10-08); the 1b2580d (2025-04-18) log prints this transform.",
         ours="augment = 'centre_crop': the crop and flip are taken from the 224x224 centre crop decoded once (shorter "
              "side to 224, bicubic) and resampled bilinearly on the device, sides clamped instead of retried.",
-        recipes=_CODE,
         switch={"augment": "full_image"},
         dassl="dassl/data/transforms/transforms.py::_build_transform_train (RandomResizedCrop with "
               "INPUT.RRCROP_SCALE, default (0.08, 1.0), and INPUT.INTERPOLATION, 'bicubic' in the yaml; "
@@ -302,8 +304,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         history="PREC fp16 unchanged since dc45aad (2024-10-08).",
         ours="precision = 'auto': bf16 autocast on GPUs that have it (fp16 with loss scaling where not), fp32 master "
              "weights.",
-        recipes="both recipes: the project's mixed precision",
         switch=None,
+        both_recipes="the project's mixed precision",
         note="Hardware precision, not switched. In pure fp16 an SGD step is rounded to the weight's fp16 grid (2^-16 "
              "~ 1.5e-5 for a weight near 0.02): steps below half of it are lost, which can slow the fp16 parameters.",
         dassl="The stop on a non-finite loss is Dassl's TrainerBase.model_backward (dassl/engine/trainer.py).",
@@ -321,8 +323,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         history="Unchanged since dc45aad (2024-10-08); the 1b2580d (2025-04-18) log shows 1.0e-05 in epoch 1, 2.5e-03 "
                 "in epoch 2 and 2.4975e-03 in epoch 3.",
         ours="The cosine spans epochs - warm-up = 49 epochs: epoch 50 at 2.6e-6.",
-        recipes="both recipes: the project's span",
         switch=None,
+        both_recipes="the project's span",
         note="Negligible schedule detail, not switched: the two schedules differ by at most 4.6e-5 (1.8 % of the "
              "peak) at any epoch.",
         dassl="dassl/optim/lr_scheduler.py::build_lr_scheduler builds CosineAnnealingLR(T_max = MAX_EPOCH) wrapped in "
@@ -346,8 +348,8 @@ DIFFERENCES: tuple[Difference, ...] = (
              "'authors-50a43db' in run.json). With the original Office-Home release, the project's own held-out "
              "split (adu-split-v1, 20 % per (domain, class) by hash; 3,123 test images, 12,465 in the pool), marked "
              "as not the authors'.",
-        recipes="both recipes: the layout of the copy decides (a dataset protocol, not a RunConfig switch)",
         switch=None,
+        both_recipes="the layout of the copy decides (a dataset protocol, not a RunConfig switch)",
         note="Dataset protocol: the copy's layout chooses it (adu data verify office_home names the layout).",
     ),
     Difference(
@@ -372,8 +374,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         ours="Committed split files: per (domain, class) the first K train images ordered by "
              "sha256('adu-fewshot-v1|dataset|seed|path'), nested across K, never with replacement (a short cell "
              "gives what it has); seeds 1, 2, 3.",
-        recipes=_BOTH_OURS,
         switch=None,
+        both_recipes=_BOTH_OURS,
         note="Dataset protocol, not a switch.",
     ),
     Difference(
@@ -398,8 +400,8 @@ DIFFERENCES: tuple[Difference, ...] = (
              "(the authors' proportion and stratification, other images: their split ran over files in the order "
              "their file system listed them, which no sorted list redraws); class names from open_clip's ImageNet "
              "list.",
-        recipes=_BOTH_OURS,
         switch=None,
+        both_recipes=_BOTH_OURS,
         note="Dataset protocol (development history only), not a switch.",
     ),
     Difference(
@@ -414,8 +416,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         history="Added in dd4a9f1 (2024-10-04); seeds [1, 2, 3] from 9327521 (2025-02-27); deleted in "
                 "b8f1572 (2025-10-16).",
         ours="Testbed: pool from *_train_kfold, test on *_crossval_kfold (1,014 images), disjoint.",
-        recipes=_BOTH_OURS,
         switch=None,
+        both_recipes=_BOTH_OURS,
         note="Dataset protocol. The list sizes were counted in the PACS split files of the shared data folder.",
     ),
     Difference(
@@ -432,8 +434,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         history="Lower-casing since 913dd18 (2024-07-07); unchanged since.",
         ours="Office-Home: lower case with spaces except 'flip flops', 'post-it notes', 'TV'; DomainNet: '_' and '-' "
              "-> ' '.",
-        recipes=_BOTH_OURS,
         switch=None,
+        both_recipes=_BOTH_OURS,
         note="Dataset-level text, not switched. The Office-Home words assume office_home_dg keeps the original "
              "folder spellings (Flipflops, Postit_Notes, TV); the archive was not available to check.",
     ),
@@ -453,9 +455,9 @@ DIFFERENCES: tuple[Difference, ...] = (
                 "off while still passing --use_domain_cls_loss (DDL weights unchanged); the upload of b8f1572 "
                 "(2025-10-16) and 1d1191a (2025-10-16) set BASELINE=True; 4191d6f (2025-10-16) removed the flag.",
         ours="Method 'baseline' = instapg False, ddl False; Table 2/3 switches instapg, ddl, ddl_ce, ddl_mmd.",
-        recipes="both recipes: the project's method and switches; under authors_code they combine with the "
-                "recipe's other switches",
         switch=None,
+        both_recipes="the project's method and switches; under authors_code they combine with the "
+                "recipe's other switches",
         note="Not a training difference of the full method: how the release can (not) run the other rows.",
     ),
     Difference(
@@ -474,8 +476,8 @@ DIFFERENCES: tuple[Difference, ...] = (
                 "7bda915 (2025-03-06) and d1dd2a4 (2025-03-06); the script was deleted in b8f1572 (2025-10-16), the "
                 "method kept.",
         ours="Attention rollout of the class token on test images (adu_core/attribution.py).",
-        recipes="both recipes: the project's figure method",
         switch=None,
+        both_recipes="the project's figure method",
         note="Figure protocol, not a RunConfig switch.",
     ),
     Difference(
@@ -492,8 +494,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         history="t-SNE scripts from b96e005 (2025-03-09); d95d879 (2025-07-25) called get_tsne_plots after every "
                 "run; b8f1572 (2025-10-16) removed the call.",
         ours="t-SNE of test images, a fixed number per domain, PCA start (adu_book/figures.py).",
-        recipes="both recipes: the project's figure method",
         switch=None,
+        both_recipes="the project's figure method",
         note="Figure protocol, not a RunConfig switch.",
     ),
 )
@@ -602,17 +604,8 @@ def overview_table():
     import pandas as pd
 
     rows = [{"difference": d.topic, "kind": d.kind, "switch": _switch_text(d),
-             "both recipes": "–" if d.switched else _both_recipes(d)} for d in DIFFERENCES]
+             "both recipes": d.both_recipes or "–"} for d in DIFFERENCES]
     return pd.DataFrame(rows, index=pd.RangeIndex(1, len(rows) + 1, name="#"))
-
-
-def _both_recipes(diff: Difference) -> str:
-    """What both recipes do for an unswitched difference: its ``recipes`` text without the "both recipes" lead."""
-    text = diff.recipes
-    for lead in ("both recipes: ", "both recipes "):
-        if text.startswith(lead):
-            return text[len(lead):]
-    raise ValueError(f"{diff.key} has no switch, so its recipes text must say what both recipes do: {text!r}")
 
 
 # (label, Difference attribute) in the order a card shows them; empty fields are left out

@@ -84,7 +84,7 @@ def test_authors_switches_merge():
 
 def test_conflicting_switches_are_refused(monkeypatch):
     twin = ac.Difference(key="x", topic="t", kind="recipe switch", paper="not stated", code="c", code_file=("main.sh",),
-                         history="h", ours="o", recipes="r", switch={"lam": 1.0})
+                         history="h", ours="o", switch={"lam": 1.0})
     monkeypatch.setattr(ac, "DIFFERENCES", (*ac.DIFFERENCES, twin))
     with pytest.raises(ValueError, match="lam"):
         ac.authors_switches()
@@ -128,6 +128,11 @@ def test_the_index_says_what_both_recipes_do_only_where_nothing_is_switched():
         else:
             assert both[i] and not both[i].startswith("both recipes") and both[i] in d.recipes, d.key
     assert both[1 + [d.key for d in ac.DIFFERENCES].index("precision")] == "the project's mixed precision"
+    fields = dict(topic="t", kind="recipe switch", paper="p", code="c", code_file=("main.sh",), history="h", ours="o")
+    with pytest.raises(ValueError, match="both_recipes"):  # a switched difference follows each source
+        ac.Difference(key="x", switch={"lam": 1.0}, both_recipes="the paper's", **fields)
+    with pytest.raises(ValueError, match="both_recipes"):  # an unswitched one must say what both do
+        ac.Difference(key="y", switch=None, **fields)
 
 
 # --- citations, against the authors' repository --------------------------------------------------------------------
