@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from adu_core.train import Trainer, run_experiment
+
+
+def as_stored(value: Any) -> Any:
+    """A result as its JSON file holds it (tuples as lists), to compare what a call returned with what was written."""
+    return json.loads(json.dumps(value))
 
 
 def interrupt_after_epoch(monkeypatch: pytest.MonkeyPatch, cfg, out: Path, epoch: int) -> None:

@@ -24,6 +24,7 @@ import pytest
 from adu_core.config import make_config
 from adu_core.dispatch import GridFailed, dispatch
 from adu_core.train import run_experiment
+from tests._train_helpers import as_stored
 
 pytestmark = pytest.mark.slow
 
@@ -37,11 +38,6 @@ def smoke(**kw):
 def grid(**kw) -> list:
     """Four runs: ADU and the Baseline, each forgetting sketch or photo."""
     return [smoke(method=m, forget=(d,), **kw) for m in ("adu", "baseline") for d in ("sketch", "photo")]
-
-
-def same(value: Any) -> Any:
-    """As stored in run.json (tuples as lists), for comparing what a job returned with what a file holds."""
-    return json.loads(json.dumps(value))
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +111,7 @@ def test_each_run_gets_the_inline_metrics_and_a_failing_job_fails_alone(engine, 
         assert mine["history"] == inline["history"]
         assert mine["timings"]["resumed_from_epoch"] is None
     assert err.results[4] is None and not (dirs[4] / "run.json").exists()
-    assert all(json.loads((d / "run.json").read_text()) == same(r) for d, r in zip(dirs[:4], err.results[:4], strict=True))
+    assert all(json.loads((d / "run.json").read_text()) == as_stored(r) for d, r in zip(dirs[:4], err.results[:4], strict=True))
 
 
 def _children(pid: int) -> list[int]:
@@ -184,8 +180,8 @@ def test_two_engines_on_one_results_folder_train_each_run_once(local_ray, tmp_pa
     jobs = dispatch(cfgs, dirs, backend="submitit", executor="local", folder=tmp_path / "logs", group_size=2,
                     gpus_per_job=0, parameters={"timeout_min": 10}, wait=False)
     refs = dispatch(cfgs, dirs, backend="ray", gpus_per_job=0, wait=False)
-    by_submitit = {json.dumps(r["config"]): same(r) for job in jobs for r in job.result()}
-    by_ray = {json.dumps(r["config"]): same(r) for runs in local_ray.get(refs) for r in runs}
+    by_submitit = {json.dumps(r["config"]): as_stored(r) for job in jobs for r in job.result()}
+    by_ray = {json.dumps(r["config"]): as_stored(r) for runs in local_ray.get(refs) for r in runs}
     on_disk = {json.dumps(r["config"]): r for r in (json.loads((d / "run.json").read_text()) for d in dirs)}
     assert len(on_disk) == 4
     # Each run was trained once: both engines got the very result that is on disk (a second training would

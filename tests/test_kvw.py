@@ -24,6 +24,7 @@ from adu_core.device import resolve_device
 from adu_core.methods import get_method
 from adu_core.methods.kvw import KVW, KVWOptions, edit_of, resolve_layers
 from adu_core.train import ConfigError, build_env, build_train_data, load_trained, resolve_config, run_experiment
+from tests._train_helpers import as_stored
 
 REPO = Path(__file__).resolve().parents[1]
 EDITING = {"stop_forget_acc": None, "max_rounds": 3, "layers": "all", "factor": 0.0}
@@ -137,7 +138,7 @@ def test_the_run_never_edits_the_shared_clip():
 def test_the_edit_is_recorded_in_run_json(kvw_run):
     result, out = kvw_run
     run = json.loads((out / "run.json").read_text())
-    assert run["history"] == json.loads(json.dumps(result["history"]))
+    assert run["history"] == as_stored(result["history"])
     rounds = [h for h in run["history"] if "round" in h]
     assert [h["round"] for h in rounds] == [0, 1, 2, 3]
     assert all({"mem", "for", "h", "weakened"} <= set(h) for h in rounds)

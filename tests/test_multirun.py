@@ -12,6 +12,7 @@ from adu_core.config import make_config
 from adu_core.multirun import MultiPromptedViT, plan_groups, run_grid
 from adu_core.prompting import PromptedViT
 from adu_core.train import ConfigError, run_experiment
+from tests._train_helpers import as_stored
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def test_grid_in_one_pass_matches_runs_trained_alone(tiny_checkpoint, tmp_path, 
     import adu_core.train
 
     def recording(path, data, _write=adu_core.results.write_json_atomic):
-        writes.setdefault(str(path), []).append(json.loads(json.dumps(data)))
+        writes.setdefault(str(path), []).append(as_stored(data))
         _write(path, data)
 
     for module in (adu_core.results, adu_core.train):
@@ -75,7 +76,7 @@ def test_grid_in_one_pass_matches_runs_trained_alone(tiny_checkpoint, tmp_path, 
     assert all(r["timings"]["multirun"]["runs"] == 3 for r in grouped)
     # each run.json is written once, whole: a worker that finds it without taking the lock reads the final record
     for i, r in enumerate(grouped):
-        assert writes[str(tmp_path / f"g{i}" / "run.json")] == [json.loads(json.dumps(r))]
+        assert writes[str(tmp_path / f"g{i}" / "run.json")] == [as_stored(r)]
     monkeypatch.undo()
     for i, (cfg, g) in enumerate(zip(cfgs, grouped, strict=True)):
         alone = run_experiment(cfg, tmp_path / f"a{i}", progress=False)

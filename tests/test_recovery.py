@@ -10,6 +10,7 @@ import torch
 from adu_core import recovery
 from adu_core.config import make_config
 from adu_core.train import run_experiment
+from tests._train_helpers import as_stored
 
 
 def smoke(**kw):
@@ -42,7 +43,7 @@ def test_measure_run_writes_once_and_compares_with_the_original(baseline_run):
     _, out = baseline_run
     first = recovery.measure_run(out, steps=(0, 5))
     saved = json.loads((out / "recovery.json").read_text())
-    assert saved == json.loads(json.dumps(first)) and saved["schema"] == "adu-recovery/1"
+    assert saved == as_stored(first) and saved["schema"] == "adu-recovery/1"
     assert {"unlearned", "original"} <= set(saved) and saved["original"]["relearn"][0]["step"] == 0
     assert saved["original"]["relearn"] != saved["unlearned"]["relearn"]  # two models, two curves
     stamp = (out / "recovery.json").stat().st_mtime_ns

@@ -12,7 +12,7 @@ import torch
 from adu_core.cli import main
 from adu_core.config import field_names, make_config
 from adu_core.train import ConfigError, resolve_config, run_experiment
-from tests._train_helpers import interrupt_after_epoch
+from tests._train_helpers import as_stored, interrupt_after_epoch
 
 
 def smoke(**kw):
@@ -29,7 +29,7 @@ def reference_run(tmp_path_factory):
 def test_run_json_is_complete(reference_run):
     result, out = reference_run
     saved = json.loads((out / "run.json").read_text())
-    assert saved == json.loads(json.dumps(result))
+    assert saved == as_stored(result)
     assert saved["config"]["method"] == "adu" and saved["config"]["forget"] == ["sketch"]
     m = saved["metrics"]
     assert set(m) >= {"mem", "for", "h", "per_domain_acc", "domain_acc_probe", "domain_acc_head", "train"}
