@@ -316,9 +316,11 @@ def _gap_effect(runs: pd.DataFrame, recipe: str) -> dict[str, Any] | None:
     return paired(part.assign(variant=part["method_key"]), "adu", "baseline", "h").get("all") if len(part) else None
 
 
-def page_facts(runs: Mapping[str, pd.DataFrame], effects: pd.DataFrame) -> dict[str, str]:
+def page_facts(runs: Mapping[str, pd.DataFrame], effects: pd.DataFrame,
+               planned: Mapping[str, Sequence[PlannedRun]]) -> dict[str, str]:
     """The glued phrases of the page's conclusion: ADU − Baseline under each recipe (the paper's on its whole grid,
-    and both on the cells the two share), ADU's Mem and For under each and their change between recipes, paired."""
+    and both on the cells the two share), ADU's Mem and For under each and their change between recipes, paired;
+    whether the one-switch grid is complete (``planned``: :func:`page_plan`'s parts)."""
     from .facts import compare
 
     t1 = runs["table1"]
@@ -344,7 +346,16 @@ def page_facts(runs: Mapping[str, pd.DataFrame], effects: pd.DataFrame) -> dict[
     facts["ac_precision"] = precision_effect(runs["switches"])
     facts["ac_top_gap"] = _top(effects, "gap_h", "ADU − Baseline in H")
     facts["ac_top_mem"] = _top(effects, "adu_mem", "ADU's Mem")
+    facts["ac_switch_grid"] = _grid_state(len(runs["switches"]), len(planned["switches"]))
     return facts
+
+
+def _grid_state(found: int, planned: int) -> str:
+    """The one-switch grid's completeness, as the sentence that qualifies its ranking."""
+    if found >= planned:
+        return f"The one-switch grid is complete ({planned} runs)."
+    return (f"The one-switch grid is not complete ({found} of {planned} runs): each switch's n is stated, and a "
+            "switch without paired runs is not ranked.")
 
 
 def _top(effects: pd.DataFrame, column: str, what: str) -> str:

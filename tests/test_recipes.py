@@ -135,8 +135,9 @@ def test_recipes_are_compared_on_the_cells_both_have_run():
     t1 = pd.DataFrame(rows)
     both = recipes.matched_cells(t1)
     assert set(both["forget"]) == {SETS[0]} and len(both) == 12
-    facts = recipes.page_facts({"table1": t1, "switches": t1.iloc[:0].assign(switch=[], precision=[])},
-                               pd.DataFrame())
+    no_switches = t1.iloc[:0].assign(switch=[], precision=[])
+    facts = recipes.page_facts({"table1": t1, "switches": no_switches}, pd.DataFrame(), {"switches": [None] * 6})
+    assert facts["ac_switch_grid"].startswith("The one-switch grid is not complete (0 of 6 runs)")
     assert facts["ac_matched"].startswith("1 forget set (|D_forget| = 1)") and "seeds 1, 2, 3" in facts["ac_matched"]
     assert "n = 3 in 1 forget set)" in facts["ac_gap_authors"] and "n = 12 in 4" in facts["ac_gap_paper_all"]
     assert facts["ac_mem_change"].startswith("ADU's Mem under the authors' code is lower than under the paper's text "
@@ -145,3 +146,9 @@ def test_recipes_are_compared_on_the_cells_both_have_run():
     assert "n = 12 in 4 forget sets" in gaps["main_gap_paper"]
     assert "n = 3 in 1 forget set)" in gaps["main_gap_paper_matched"]
     assert gaps["main_gap_authors_matched"].startswith("ADU's H (authors' code) is lower than the Baseline's by 10.00")
+
+
+def test_the_switch_grid_is_called_complete_only_when_every_planned_run_exists():
+    assert recipes._grid_state(5, 6) == ("The one-switch grid is not complete (5 of 6 runs): each switch's n is "
+                                         "stated, and a switch without paired runs is not ranked.")
+    assert recipes._grid_state(6, 6) == "The one-switch grid is complete (6 runs)."
