@@ -146,6 +146,25 @@ def test_recipes_are_compared_on_the_cells_both_have_run():
     assert "n = 12 in 4 forget sets" in gaps["main_gap_paper"]
     assert "n = 3 in 1 forget set)" in gaps["main_gap_paper_matched"]
     assert gaps["main_gap_authors_matched"].startswith("ADU's H (authors' code) is lower than the Baseline's by 10.00")
+    assert gaps["main_gap_paper_matched"].startswith("ADU's H (paper's text)")
+    assert facts["ac_gap_paper_all"].startswith("on the paper recipe's whole grid: ADU's H")
+
+
+def test_a_complete_grid_is_not_reported_twice():
+    """When both recipes have run every cell of the paper's grid, the paper's whole-grid figure is the matched one:
+    the conclusion says so instead of printing the same interval a second time."""
+    rows = [{"recipe": r, "method_key": m, "forget": f, "seed": seed, "h": h + seed, "mem": h, "for": 60.0,
+             "n_forget": 1}
+            for r in ("paper", "authors_code") for f in SETS for seed in (1, 2, 3)
+            for m, h in (("baseline", 50.0), ("adu", 45.0 if r == "paper" else 40.0))]
+    t1 = pd.DataFrame(rows)
+    no_switches = t1.iloc[:0].assign(switch=[], precision=[])
+    facts = recipes.page_facts({"table1": t1, "switches": no_switches}, pd.DataFrame(), {"switches": []})
+    assert facts["ac_gap_paper_all"] == "these cells are the paper recipe's whole grid"
+    assert "n = 12 in 4 forget sets" in facts["ac_gap_paper"] and "by 5.00" in facts["ac_gap_paper"]
+    gaps = recipes.gap_sentences(t1)
+    assert gaps["main_gap_paper_matched"].startswith("these cells are the paper recipe's whole grid")
+    assert "by 10.00" in gaps["main_gap_authors_matched"]
 
 
 def test_the_switch_grid_is_called_complete_only_when_every_planned_run_exists():
