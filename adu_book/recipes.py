@@ -327,14 +327,16 @@ def _whole_grid_clause(t1: pd.DataFrame, both: pd.DataFrame) -> str:
 def _covers_paper_grid(t1: pd.DataFrame, both: pd.DataFrame) -> bool:
     """Whether the cells both recipes share (:func:`matched_cells`) hold every run of the paper recipe."""
     paper = t1[t1["recipe"] == "paper"] if len(t1) else t1
-    return bool(len(paper)) and len(both) > 0 and len(both[both["recipe"] == "paper"]) == len(paper)
+    return bool(len(paper)) and len(both[both["recipe"] == "paper"]) == len(paper)
 
 
-def _compare_gap(runs: pd.DataFrame, recipe: str) -> str:
-    """ADU − Baseline in H under ``recipe`` as a sentence, paired over the (forget set, seed) cells of ``runs``."""
+def _compare_gap(runs: pd.DataFrame, recipe: str, labelled: bool = False) -> str:
+    """ADU − Baseline in H under ``recipe`` as a sentence, paired over the (forget set, seed) cells of ``runs``;
+    ``labelled`` names the recipe after "ADU's H", for pages where the sentence stands without a recipe heading."""
     from .facts import compare
 
-    return compare(_gap_effect(runs, recipe), "ADU's H", "the Baseline's", unit="H points")
+    subject = f"ADU's H ({RECIPE_NAMES[recipe]})" if labelled else "ADU's H"
+    return compare(_gap_effect(runs, recipe), subject, "the Baseline's", unit="H points")
 
 
 def page_facts(runs: Mapping[str, pd.DataFrame], effects: pd.DataFrame,
@@ -426,17 +428,12 @@ def table1_by_recipe(table1: pd.DataFrame, authors: pd.DataFrame) -> pd.DataFram
 def gap_sentences(runs: pd.DataFrame) -> dict[str, str]:
     """Per recipe, ADU − Baseline in H as one sentence naming both sides, the unit and the recipe: the paper's on its
     whole grid (``main_gap_paper``), and both on the cells they share (``main_gap_{paper,authors}_matched``)."""
-    from .facts import compare
-
     both = matched_cells(runs)
-    out = {"main_gap_paper": compare(_gap_effect(runs, "paper"), f"ADU's H ({RECIPE_NAMES['paper']})",
-                                     "the Baseline's", unit="H points")}
-    for recipe, short in (("paper", "paper"), ("authors_code", "authors")):
-        out[f"main_gap_{short}_matched"] = compare(_gap_effect(both, recipe), f"ADU's H ({RECIPE_NAMES[recipe]})",
-                                                   "the Baseline's", unit="H points")
-    if _covers_paper_grid(runs, both):  # the same interval twice would read as a second finding
-        out["main_gap_paper_matched"] = "these cells are the paper recipe's whole grid, so its figure is the one above"
-    return out
+    return {"main_gap_paper": _compare_gap(runs, "paper", labelled=True),
+            "main_gap_authors_matched": _compare_gap(both, "authors_code", labelled=True),
+            # the same interval twice would read as a second finding
+            "main_gap_paper_matched": ("these cells are the paper recipe's whole grid, so its figure is the one above"
+                                       if _covers_paper_grid(runs, both) else _compare_gap(both, "paper", labelled=True))}
 
 
 def precision_effect(switch_runs: pd.DataFrame) -> str:
